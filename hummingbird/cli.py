@@ -28,7 +28,46 @@ def _run_golden(args: argparse.Namespace) -> int:
     return 0 if golden.run(args.dir, kinds) else 1
 
 
-COMMANDS = ["golden"]
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="report what a checkpoint file holds (read safely, never run)")
+    p.add_argument("file", type=Path, help="a release checkpoint: .pt, .ckpt, .pth, .bin or .safetensors")
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from hummingbird.checkpoints import CheckpointError, inspect
+
+    try:
+        print(inspect(args.file))
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert a release checkpoint into per-component safetensors files")
+    p.add_argument("file", type=Path, help="*_merged_all.pt (T2V) or stage_1.ckpt (I2V)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--unet", type=Path, default=None, help="I2V unet.pt replacing the source U-Net")
+    p.add_argument("--img-proj", type=Path, default=None, help="I2V img_proj.pt replacing the source resampler")
+    p.add_argument("--reneg", type=Path, default=None, help="ReNeg negative embedding (reneg_checkpoint.bin)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files whose content differs")
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from hummingbird.checkpoints import CheckpointError, convert
+
+    try:
+        out = convert(args.file, args.out, unet=args.unet, img_proj=args.img_proj, reneg=args.reneg,
+                      overwrite=args.overwrite)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"converted {args.file.name} into {out}")
+    return 0
+
+
+COMMANDS = ["golden", "inspect", "convert"]
 
 
 def build_parser() -> argparse.ArgumentParser:
