@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 
 def _add_golden(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +68,207 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = ["golden", "inspect", "convert"]
+def _add_generation_flags(p: argparse.ArgumentParser, steps: int, frames: int, guidance: float,
+                          fps: int, fps_help: str) -> None:
+    p.add_argument("--out", type=Path, required=True, help="output .mp4 file")
+    p.add_argument("--weights", default=None,
+                   help="release file, converted folder, hub repo id, or 'tiny' for random tiny weights "
+                        "(default: the official hub repo)")
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--frames", type=int, default=frames)
+    p.add_argument("--height", type=int, default=320, help="multiple of 64 (320 is native)")
+    p.add_argument("--width", type=int, default=512, help="multiple of 64 (512 is native)")
+    p.add_argument("--guidance", type=float, default=guidance)
+    p.add_argument("--fps", type=int, default=fps, help=fps_help)
+    p.add_argument("--seed", type=int, default=None, help="random when left out; printed either way")
+
+
+def _add_t2v(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("t2v", help="generate a video from a text prompt")
+    p.add_argument("prompt")
+    p.add_argument("--variant", choices=["0.9b", "0.7b"], default="0.9b")
+    _add_generation_flags(p, steps=8, frames=26, guidance=7.5, fps=8,
+                          fps_help="frame rate: conditioning and playback (8 is the trained value)")
+
+
+def _add_i2v(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("i2v", help="animate an image")
+    p.add_argument("image", type=Path)
+    p.add_argument("prompt", nargs="?", default="")
+    _add_generation_flags(p, steps=16, frames=16, guidance=7.5, fps=24,
+                          fps_help="motion conditioning fs (24 in the release)")
+    p.add_argument("--rescale", type=float, default=0.7, help="guidance rescale (0 = off)")
+    p.add_argument("--eta", type=float, default=1.0, help="DDIM eta")
+    p.add_argument("--playback-fps", type=int, default=8, help="frame rate of the written file")
+    p.add_argument("--no-reneg", action="store_true", help="use the negative prompt instead of ReNeg")
+    p.add_argument("--negative-prompt", default=None, help="negative prompt (only with --no-reneg)")
+    p.add_argument("--aspect", choices=["crop", "pad"], default="crop",
+                   help="fit the image by cropping to fill, or by letterboxing; never stretched")
+
+
+def _progress_bar(description: str):
+    """A tqdm bar per stage, fed by pipeline progress events."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def callback(event) -> None:
+        bar = bars.get(event.stage)
+        if bar is None:
+            bar = bars[event.stage] = tqdm(total=event.total, desc=f"{description} {event.stage}", leave=False)
+        bar.n = event.step
+        bar.refresh()
+        if event.step >= event.total:
+            bar.close()
+
+    return callback
+
+
+def _load_pipeline(kind: str, weights: str | None, **kwargs):
+    from hummingbird.pipelines import I2VPipeline, T2VPipeline
+
+    cls = T2VPipeline if kind == "t2v" else I2VPipeline
+    return cls.tiny() if weights == "tiny" else cls.from_release(weights, **kwargs)
+
+
+def _finish(result, out: Path, fps: int) -> None:
+    from hummingbird.video import write_mp4
+
+    write_mp4(result.frames, out, fps)
+    timing = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
+    print(f"wrote {out} ({len(result.frames)} frames, seed {result.seed}; {timing})")
+
+
+def _run_t2v(args: argparse.Namespace) -> int:
+    return _guarded(lambda: _t2v(args))
+
+
+def _t2v(args: argparse.Namespace) -> None:
+    from hummingbird.pipelines import T2VPipeline
+
+    T2VPipeline.validate(args.prompt, args.steps, args.frames, args.height, args.width, args.guidance, args.fps,
+                         args.seed)
+    pipe = _load_pipeline("t2v", args.weights, variant=args.variant)
+    result = pipe(args.prompt, steps=args.steps, frames=args.frames, height=args.height, width=args.width,
+                  guidance=args.guidance, fps=args.fps, seed=args.seed, callback=_progress_bar("t2v"))
+    _finish(result, args.out, args.fps)
+
+
+def _run_i2v(args: argparse.Namespace) -> int:
+    return _guarded(lambda: _i2v(args))
+
+
+def _i2v(args: argparse.Namespace) -> None:
+    from hummingbird.pipelines import I2VPipeline
+
+    if args.negative_prompt and not args.no_reneg:
+        raise ValueError("--negative-prompt needs --no-reneg: ReNeg and a negative prompt fill the same slot")
+    options = dict(steps=args.steps, frames=args.frames, height=args.height, width=args.width,
+                   guidance=args.guidance, guidance_rescale=args.rescale, fps=args.fps, eta=args.eta,
+                   reneg=not args.no_reneg, negative_prompt=args.negative_prompt, aspect=args.aspect,
+                   seed=args.seed)
+    I2VPipeline.validate(args.image, args.prompt, **options)
+    pipe = _load_pipeline("i2v", args.weights)
+    result = pipe(args.image, args.prompt, callback=_progress_bar("i2v"), **options)
+    _finish(result, args.out, args.playback_fps)
+
+
+def _guarded(action: Callable[[], None]) -> int:
+    """Run a generation command; bad input and missing weights end with a message and exit status 2."""
+    from hummingbird.weights import WeightsUnavailableError
+
+    try:
+        action()
+    except (ValueError, WeightsUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _add_upscale(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("upscale", help="super-resolve a video or an image (x4, x2 or to fit 4K)")
+    p.add_argument("input", type=Path, help="video (.mp4, ...) or image (.png, .jpg)")
+    p.add_argument("--out", type=Path, required=True, help="output .mp4 for a video, image file for an image")
+    p.add_argument("--model", choices=["auto", "hummingbird", "x4plus", "anime", "animevideo"], default="auto",
+                   help="auto: Hummingbird VSR when --weights is given, else Real-ESRGAN x4plus")
+    p.add_argument("--weights", type=Path, default=None, help="Hummingbird VSR SR.pth")
+    p.add_argument("--scale", type=int, choices=[2, 4], default=4)
+    p.add_argument("--target", choices=["4k"], default=None, help="fit the result inside 3840x2160 instead")
+    p.add_argument("--tile", type=int, default=0, help="tile size in input pixels (0: chosen automatically)")
+
+
+def _run_upscale(args: argparse.Namespace) -> int:
+    try:
+        _upscale(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _upscale(args: argparse.Namespace) -> None:
+    from hummingbird.sr import Upscaler
+
+    is_video = _media_kind(args.input, args.out)
+    frames, fps = _read_media(args.input, is_video)
+    upscaler = Upscaler.load(args.model, weights=args.weights)
+    out_h, out_w = upscaler.output_size(frames.shape[1], frames.shape[2], args.scale, args.target)
+    print(f"{upscaler.name}: {len(frames)} frame(s) {frames.shape[2]}x{frames.shape[1]} -> {out_w}x{out_h} "
+          f"on {upscaler.device}", file=sys.stderr)
+    result = upscaler(frames, scale=args.scale, target=args.target, tile=args.tile, callback=_progress_line)
+    _write_media(result, args.out, fps, is_video)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def _media_kind(source: Path, out: Path) -> bool:
+    """True for a video input, False for an image; the output suffix must match the kind."""
+    suffix = source.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+        raise ValueError(f"unsupported input {source.name}: expected a video {VIDEO_SUFFIXES} or image "
+                         f"{IMAGE_SUFFIXES}")
+    is_video = suffix in VIDEO_SUFFIXES
+    wanted = (".mp4",) if is_video else IMAGE_SUFFIXES
+    if out.suffix.lower() not in wanted:
+        raise ValueError(f"--out must end in {' or '.join(wanted)} for this input, got {out.name}")
+    return is_video
+
+
+def _read_media(source: Path, is_video: bool) -> tuple[np.ndarray, float | None]:
+    """uint8 RGB frames [F, H, W, 3] and the fps (None for an image)."""
+    import numpy as np
+    from PIL import Image
+
+    from hummingbird.video import read_video
+
+    if is_video:
+        return read_video(source)
+    if not source.is_file():
+        raise FileNotFoundError(f"no such image file: {source}")
+    with Image.open(source) as image:
+        return np.asarray(image.convert("RGB"))[None], None
+
+
+def _write_media(frames: np.ndarray, out: Path, fps: float | None, is_video: bool) -> None:
+    from PIL import Image
+
+    from hummingbird.video import write_mp4
+
+    if is_video:
+        write_mp4(frames, out, fps)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frames[0]).save(out)
+
+
+def _progress_line(done: int, total: int) -> None:
+    print(f"\rupscaling frame {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+
+COMMANDS = ["golden", "inspect", "convert", "t2v", "i2v", "upscale"]
 
 
 def build_parser() -> argparse.ArgumentParser:
