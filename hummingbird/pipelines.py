@@ -84,9 +84,9 @@ def _check_int(name: str, value: Any, low: int, high: int) -> None:
 
 def _check_float(name: str, value: Any, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number between {low} and {high}, got {value!r}")
+        raise ValueError(f"{name} must be a number between {low:g} and {high:g}, got {value!r}")
     if not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value}")
 
 
 def _check_text(name: str, value: Any, required: bool) -> None:
@@ -157,8 +157,11 @@ class _Pipeline:
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "_Pipeline":
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype or default_dtype(self.device)
-        for module in self._modules():  # plain nn.Module.to: diffusers' override only adds a warning here
-            torch.nn.Module.to(module, self.device, self.dtype)
+        for module in self._modules():
+            if isinstance(module, torch.nn.Module):  # nn.Module.to: diffusers' override only adds a warning
+                torch.nn.Module.to(module, self.device, self.dtype)
+            else:
+                module.to(self.device, self.dtype)
         return self
 
     @torch.no_grad()
