@@ -7,6 +7,7 @@ Every stage reports progress through ``callback(ProgressEvent)`` and its time in
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import secrets
@@ -18,16 +19,20 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from diffusers import AutoencoderKL
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
+from safetensors.torch import load_file, save_file
+from transformers import CLIPTextModel, CLIPVisionModel
 
-from hummingbird import checkpoints, configs
+from hummingbird import __version__, checkpoints, configs, faults
 from hummingbird.configs import ModelConfig
 from hummingbird.denoisers import i2v_predictor, t2v_predictor
-from hummingbird.image import ASPECT_MODES, ImageConditioner, preprocess_for_vae
+from hummingbird.image import ASPECT_MODES, ImageConditioner, Resampler, preprocess_for_vae
 from hummingbird.schedulers import MAX_T2V_STEPS, ConsistencySampler, DDIMSampler, denoise
 from hummingbird.text import TextEncoder
 from hummingbird.unet import HummingbirdUNet
 from hummingbird.vae import build_vae, decode_latents, encode_image, load_vae, to_uint8
-from hummingbird.weights import is_converted_folder, resolve_i2v, resolve_t2v
+from hummingbird.weights import WeightsUnavailableError, is_converted_folder, resolve_i2v, resolve_t2v
 
 MAX_FRAMES = 26
 MIN_SIDE, MAX_SIDE = 64, 1024
@@ -59,6 +64,14 @@ class GenerationResult:
     timings: dict[str, float]
     settings: dict[str, Any]
     latents: torch.Tensor | None = field(default=None, repr=False)
+
+
+class GenerationOutOfMemory(torch.OutOfMemoryError):
+    """Out of memory during generation; the message says which settings to lower."""
+
+
+class NonFiniteOutput(RuntimeError):
+    """The model produced NaN or infinite values, even in the safest precision tried."""
 
 
 def default_device() -> torch.device:
@@ -182,6 +195,29 @@ class _Pipeline:
             _report(callback, "decode", min(start + chunk, frames), frames)
         return torch.cat(parts, dim=2)
 
+    def _generate(self, run: Callable[[], tuple[torch.Tensor, torch.Tensor]], what: str,
+                  settings: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run sampling + decoding; on NaN/Inf retry in safer precisions (fp16 -> bf16 -> fp32), and turn an
+        out-of-memory error into one that says what to lower. Returns (latents, video)."""
+        original = self.dtype
+        try:
+            for dtype in _fallback_dtypes(original):
+                if dtype != self.dtype:
+                    self.to(self.device, dtype)
+                    settings["precision_fallback"] = str(dtype).replace("torch.", "")
+                latents, video = run()
+                if torch.isfinite(latents).all() and torch.isfinite(video).all():
+                    return latents, video
+            raise NonFiniteOutput(f"the model produced invalid values (NaN or infinity) for {what}, even in "
+                                  "float32; try another seed or fewer steps")
+        except torch.OutOfMemoryError as exc:
+            _free_memory()
+            raise GenerationOutOfMemory(f"out of memory generating {what} on {self.device}: try fewer frames, a "
+                                        "smaller size, or turn off the x4 upscale") from exc
+        finally:
+            if self.dtype != original:
+                self.to(self.device, original)
+
     def _settings(self, **values: Any) -> dict[str, Any]:
         return {"model": self.name, **values, "device": str(self.device),
                 "dtype": str(self.dtype).replace("torch.", "")}
@@ -193,6 +229,63 @@ class _Pipeline:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write a diffusers-style folder: one subfolder per component (safetensors + config) and
+        ``model_index.json``, written last. The weights keep the pipeline's dtype."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        entries = self._save_components(out)
+        _write_json(out / PIPELINE_INDEX, {"_class_name": type(self).__name__, "_hummingbird_version": __version__,
+                                           **entries, "config": self.config.to_dict()})
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str | None = None,
+                        dtype: torch.dtype | None = None) -> "_Pipeline":
+        """Load a folder written by :meth:`save_pretrained` (no release file needed)."""
+        folder = Path(directory)
+        index = _read_index(folder, cls.__name__)
+        config = ModelConfig.from_dict(index["config"])
+        return cls(config, device=device, dtype=dtype, **cls._load_components(folder, config, index))
+
+    def _save_components(self, out: Path) -> dict[str, list[str | None]]:
+        """Save the U-Net, text encoder and VAE under ``out``; return their ``model_index.json`` entries."""
+        self.unet.save_pretrained(out / "unet")
+        self.text_encoder.model.save_pretrained(out / "text_encoder")
+        self.vae.save_pretrained(out / "vae")
+        return {"unet": ["hummingbird.unet", "HummingbirdUNet"], "text_encoder": ["transformers", "CLIPTextModel"],
+                "vae": ["diffusers", "AutoencoderKL"]}
+
+    @classmethod
+    def _load_components(cls, folder: Path, config: ModelConfig, index: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments read from the subfolders written by :meth:`_save_components`."""
+        unet = _build_unet(config.unet, load_file(folder / "unet" / SAFETENSORS_WEIGHTS_NAME))
+        text = CLIPTextModel.from_pretrained(folder / "text_encoder").requires_grad_(False)
+        return {"unet": unet, "text_encoder": TextEncoder(text), "vae": _load_vae_folder(folder / "vae")}
+
+
+def _fallback_dtypes(dtype: torch.dtype) -> list[torch.dtype]:
+    order = [torch.float16, torch.bfloat16, torch.float32]
+    return order[order.index(dtype):] if dtype in order else [dtype]
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _injected_faults(latents: torch.Tensor) -> torch.Tensor:
+    """Apply the faults armed in :mod:`hummingbird.faults` (tests only arm them)."""
+    return latents * float("nan") if faults.take("nan") else latents
+
+
+def _check_oom_injection() -> None:
+    if faults.take("oom"):
+        raise torch.OutOfMemoryError("injected out-of-memory fault")
 
 
 def _report(callback: Callback | None, stage: str, step: int, total: int) -> None:
@@ -285,17 +378,22 @@ class T2VPipeline(_Pipeline):
             drawn = draw_noise(seed, [shape] * (steps + 1))
             latents, noises = drawn[0] if latents is None else latents, noises or drawn[1:]
         timings: dict[str, float] = {}
-        with self._timed(timings, "encode"):
-            context = self.encode_prompt([prompt])
-            _report(callback, "encode", 1, 1)
-        with self._timed(timings, "denoise"):
-            out = self.sample(context, latents, noises, steps, guidance, fps, _step_reporter(callback, steps))
-        with self._timed(timings, "decode"):
-            video = self.decode(out, callback)
-        frames_u8 = to_uint8(video)[0].numpy()
         settings = self._settings(task="t2v", prompt=prompt, steps=steps, frames=frames, height=height,
                                   width=width, guidance=guidance, fps=fps, seed=seed)
-        return GenerationResult(frames_u8, seed, timings, settings, out.cpu())
+
+        def run() -> tuple[torch.Tensor, torch.Tensor]:
+            with self._timed(timings, "encode"):
+                context = self.encode_prompt([prompt])
+                _report(callback, "encode", 1, 1)
+            with self._timed(timings, "denoise"):
+                _check_oom_injection()
+                out = self.sample(context, latents, noises, steps, guidance, fps, _step_reporter(callback, steps))
+                out = _injected_faults(out)
+            with self._timed(timings, "decode"):
+                return out, self.decode(out, callback)
+
+        out, video = self._generate(run, f"{frames} frames at {height}x{width}", settings)
+        return GenerationResult(to_uint8(video)[0].numpy(), seed, timings, settings, out.cpu())
 
 
 # ---------------------------------------------------------------- image to video
@@ -451,18 +549,90 @@ class I2VPipeline(_Pipeline):
         if noises is None:
             noises = draw_noise(seed, [(1, 4, *latent_hw)] + [(1, 4, frames, *latent_hw)] * (steps + 1))
         timings: dict[str, float] = {}
-        with self._timed(timings, "encode"):
-            frame, image_latent = self.prepare_image(image, height, width, aspect, noises[0])
-            cond, uncond = self.contexts(frame, prompt, reneg, negative_prompt)
-            _report(callback, "encode", 1, 1)
-        with self._timed(timings, "denoise"):
-            out = self.sample(cond, uncond, image_latent, noises[1], noises[2:], steps, guidance, guidance_rescale,
-                              fps, eta, _step_reporter(callback, steps))
-        with self._timed(timings, "decode"):
-            video = self.decode(out, callback)
-        frames_u8 = to_uint8(video)[0].numpy()
         settings = self._settings(task="i2v", prompt=prompt, steps=steps, frames=frames, height=height,
                                   width=width, guidance=guidance, guidance_rescale=guidance_rescale, fps=fps,
                                   eta=eta, reneg=reneg, negative_prompt=None if reneg else negative_prompt,
                                   aspect=aspect, seed=seed)
-        return GenerationResult(frames_u8, seed, timings, settings, out.cpu())
+
+        def run() -> tuple[torch.Tensor, torch.Tensor]:
+            with self._timed(timings, "encode"):
+                frame, image_latent = self.prepare_image(image, height, width, aspect, noises[0])
+                cond, uncond = self.contexts(frame, prompt, reneg, negative_prompt)
+                _report(callback, "encode", 1, 1)
+            with self._timed(timings, "denoise"):
+                _check_oom_injection()
+                out = self.sample(cond, uncond, image_latent, noises[1], noises[2:], steps, guidance,
+                                  guidance_rescale, fps, eta, _step_reporter(callback, steps))
+                out = _injected_faults(out)
+            with self._timed(timings, "decode"):
+                return out, self.decode(out, callback)
+
+        out, video = self._generate(run, f"{frames} frames at {height}x{width}", settings)
+        return GenerationResult(to_uint8(video)[0].numpy(), seed, timings, settings, out.cpu())
+
+    def _save_components(self, out: Path) -> dict[str, list[str | None]]:
+        """The shared components plus the CLIP vision tower, Resampler, noise schedule and ReNeg (when loaded)."""
+        entries = super()._save_components(out)
+        self.image_conditioner.vision.save_pretrained(out / "image_encoder")
+        _save_tensors(out / "resampler", self.image_conditioner.resampler.state_dict(), self.config.resampler)
+        _save_tensors(out / "schedule", self.schedule)
+        if self.reneg is not None:
+            _save_tensors(out / "reneg", {checkpoints.TENSOR_KEY: self.reneg})
+        return {**entries, "image_encoder": ["transformers", "CLIPVisionModel"],
+                "resampler": ["hummingbird.image", "Resampler"], "schedule": ["safetensors", "tensors"],
+                "reneg": ["safetensors", "tensors"] if self.reneg is not None else [None, None]}
+
+    @classmethod
+    def _load_components(cls, folder: Path, config: ModelConfig, index: dict[str, Any]) -> dict[str, Any]:
+        parts = super()._load_components(folder, config, index)
+        vision = CLIPVisionModel.from_pretrained(folder / "image_encoder")
+        with torch.device("meta"):
+            resampler = Resampler(**config.resampler)
+        resampler.load_state_dict(_load_tensors(folder / "resampler"), strict=True, assign=True)
+        reneg = _load_tensors(folder / "reneg")[checkpoints.TENSOR_KEY] if index.get("reneg", [None])[0] else None
+        return {**parts, "image_conditioner": ImageConditioner(vision, resampler).eval(),
+                "schedule": _load_tensors(folder / "schedule"), "reneg": reneg}
+
+
+# ---------------------------------------------------------------- diffusers-style folders
+PIPELINE_INDEX = "model_index.json"
+TENSORS_FILE = "model.safetensors"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _save_tensors(folder: Path, tensors: dict[str, torch.Tensor], config: dict[str, Any] | None = None) -> None:
+    """``model.safetensors`` in ``folder``, with ``config.json`` when a config is given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({key: value.detach().cpu().contiguous() for key, value in tensors.items()}, folder / TENSORS_FILE)
+    if config is not None:
+        _write_json(folder / "config.json", config)
+
+
+def _load_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / TENSORS_FILE)
+
+
+def _read_index(folder: Path, class_name: str) -> dict[str, Any]:
+    """``model_index.json`` of ``folder``, checked to describe a ``class_name`` pipeline."""
+    path = folder / PIPELINE_INDEX
+    if not path.is_file():
+        raise WeightsUnavailableError(f"no {PIPELINE_INDEX} in {folder}: not a folder written by save_pretrained")
+    index = json.loads(path.read_text(encoding="utf-8"))
+    if index.get("_class_name") != class_name:
+        raise ValueError(f"{folder} holds a {index.get('_class_name')}; load it with "
+                         f"{index.get('_class_name')}.from_pretrained, not {class_name}.from_pretrained")
+    return index
+
+
+def _load_vae_folder(folder: Path) -> AutoencoderKL:
+    """The ``AutoencoderKL`` of ``folder``; one saved without encoder (decode-only) stays decode-only."""
+    weights = load_file(folder / SAFETENSORS_WEIGHTS_NAME)
+    with torch.device("meta"):
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder))
+    if not any(key.startswith("encoder.") for key in weights):
+        vae.encoder = vae.quant_conv = None
+    vae.load_state_dict(weights, strict=True, assign=True)
+    return vae.eval().requires_grad_(False)

@@ -152,3 +152,34 @@ def test_missing_weights_offline_say_what_to_download(tmp_path, monkeypatch):
         I2VPipeline.from_release(tmp_path)
     with pytest.raises(ValueError, match="variant"):
         T2VPipeline.from_release(tmp_path, variant="2b")
+
+
+def test_injected_nan_is_retried_in_a_safer_precision():
+    from hummingbird import faults
+
+    pipe = T2VPipeline.tiny(device="cpu", dtype=torch.bfloat16)
+    faults.inject("nan")
+    result = pipe("a lighthouse", seed=2, **SMALL)
+    assert result.settings["precision_fallback"] == "float32"
+    assert pipe.dtype == torch.bfloat16
+    assert np.isfinite(result.latents).all()
+
+
+def test_injected_nan_in_float32_is_explained_not_hidden(t2v):
+    from hummingbird import faults
+    from hummingbird.pipelines import NonFiniteOutput
+
+    faults.inject("nan")
+    with pytest.raises(NonFiniteOutput, match="invalid values"):
+        t2v("a lighthouse", seed=2, **SMALL)
+    assert t2v("a lighthouse", seed=2, **SMALL).frames.shape == (3, 64, 64, 3)
+
+
+def test_injected_oom_says_what_to_lower_and_the_next_run_works(i2v):
+    from hummingbird import faults
+
+    image = np.full((64, 64, 3), 90, np.uint8)
+    faults.inject("oom")
+    with pytest.raises(torch.OutOfMemoryError, match="fewer frames, a smaller size"):
+        i2v(image, "x", seed=1, **SMALL)
+    assert i2v(image, "x", seed=1, **SMALL).frames.shape == (3, 64, 64, 3)
