@@ -100,3 +100,14 @@ def resolve_i2v(source: str | os.PathLike | None) -> I2VFiles | Path:
 
     return I2VFiles(stage_1=stage_1, unet=optional("unet"), img_proj=optional("img_proj"),
                     reneg=optional("reneg"))
+
+
+def resolve_sr(source: str | os.PathLike | None) -> Path:
+    """Hummingbird VSR's ``SR.pth``: a file, a folder holding it, or a hub repo (the I2V repo by default)."""
+    if source is None or (isinstance(source, str) and looks_like_repo_id(source)):
+        return download(str(source or I2V_REPO), SR_FILE)
+    path = Path(source).expanduser()
+    path = path / SR_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise _missing(path, "Hummingbird VSR weights")
+    return path

@@ -1,0 +1,25 @@
+"""Failures a user can act on: a short title and a message that says what happened and what to change."""
+
+from __future__ import annotations
+
+
+class StudioError(Exception):
+    """A failure explained to the user; the app shows ``message`` under ``title``."""
+
+    def __init__(self, message: str, title: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.title = title
+
+
+class Stopped(StudioError):
+    """The user pressed Stop while the job ran."""
+
+    def __init__(self) -> None:
+        super().__init__("Stopped: the job was cancelled.", "Stopped")
+
+
+def sentence(error: BaseException) -> str:
+    """An error's text as a sentence: capitalised, with a final full stop."""
+    text = str(error).strip()
+    return f"{text[:1].upper()}{text[1:]}{'' if text.endswith('.') else '.'}"
