@@ -185,6 +185,51 @@ def _guarded(action: Callable[[], None]) -> int:
     return 0
 
 
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", conflict_handler="resolve",
+                       help="generate videos for a prompt file (VBench naming); runs as is under accelerate launch",
+                       description="One {prompt}-{k}.mp4 per prompt and sample, plus a JSONL manifest; restarting "
+                                   "skips finished videos. --steps, --frames and --fps default to the task's "
+                                   "(t2v 8, 26, 8; i2v 16, 16, 24).")
+    p.add_argument("--task", choices=["t2v", "i2v"], required=True)
+    p.add_argument("--prompts", type=Path, required=True,
+                   help='.txt (one prompt per line) or .jsonl ({"prompt": ..., "image": ...} per line)')
+    p.add_argument("--images", type=Path, default=None,
+                   help="i2v: image folder; with a .txt, each image is named after its prompt (VBench-I2V)")
+    p.add_argument("--samples", type=int, default=5, help="videos per prompt (VBench uses 5)")
+    p.add_argument("--variant", choices=["0.9b", "0.7b"], default="0.9b", help="t2v model size")
+    _add_generation_flags(p, steps=None, frames=None, guidance=7.5, fps=None,
+                          fps_help="t2v: frame rate, conditioning and playback; i2v: motion conditioning fs")
+    p.add_argument("--out", type=Path, required=True, help="output folder: videos and manifest")
+    p.add_argument("--seed", type=int, default=0, help="base seed; each video's seed derives from it, its prompt and k")
+    p.add_argument("--rescale", type=float, default=0.7, help="i2v: guidance rescale (0 = off)")
+    p.add_argument("--eta", type=float, default=1.0, help="i2v: DDIM eta")
+    p.add_argument("--playback-fps", type=int, default=8, help="i2v: frame rate of the written files")
+    p.add_argument("--no-reneg", action="store_true", help="i2v: use the negative prompt instead of ReNeg")
+    p.add_argument("--negative-prompt", default=None, help="i2v: negative prompt (only with --no-reneg)")
+    p.add_argument("--aspect", choices=["crop", "pad"], default="crop", help="i2v: fit by cropping or letterboxing")
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    return _guarded(lambda: _batch(args))
+
+
+def _batch(args: argparse.Namespace) -> None:
+    from hummingbird.batch import BatchJob, run
+
+    if args.negative_prompt and not args.no_reneg:
+        raise ValueError("--negative-prompt needs --no-reneg: ReNeg and a negative prompt fill the same slot")
+    options = dict(steps=args.steps, frames=args.frames, height=args.height, width=args.width,
+                   guidance=args.guidance, fps=args.fps)
+    if args.task == "i2v":
+        options.update(guidance_rescale=args.rescale, eta=args.eta, reneg=not args.no_reneg,
+                       negative_prompt=args.negative_prompt, aspect=args.aspect)
+    run(BatchJob(task=args.task, prompts=args.prompts, out=args.out, images=args.images, samples=args.samples,
+                 seed=args.seed, weights=args.weights, variant=args.variant,
+                 options={key: value for key, value in options.items() if value is not None},
+                 playback_fps=args.playback_fps if args.task == "i2v" else None))
+
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -268,7 +313,7 @@ def _progress_line(done: int, total: int) -> None:
     print(f"\rupscaling frame {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
 
-COMMANDS = ["golden", "inspect", "convert", "t2v", "i2v", "upscale"]
+COMMANDS = ["golden", "inspect", "convert", "t2v", "i2v", "upscale", "batch"]
 
 
 def build_parser() -> argparse.ArgumentParser:
