@@ -25,11 +25,11 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 
-from hummingbird.pipelines import PIPELINE_INDEX, I2VPipeline, T2VPipeline
+from hummingbird.image import IMAGE_SUFFIXES
+from hummingbird.pipelines import I2VPipeline, T2VPipeline, load_pipeline
 from hummingbird.video import write_mp4
 
 TASKS = ("t2v", "i2v")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MANIFEST = "manifest.jsonl"
 SHARD_GLOB = "manifest.rank*.jsonl"
 MAX_SAMPLES = 1000
@@ -293,20 +293,6 @@ def _check_settings(records: list[dict[str, Any]], signature: dict[str, Any], ou
 
 
 # ---------------------------------------------------------------- running
-def load_pipeline(task: str, weights: str | None, device: torch.device | str | None = None,
-                  variant: str = "0.9b") -> T2VPipeline | I2VPipeline:
-    """The ``task`` pipeline: random tiny weights for "tiny", a ``save_pretrained`` folder, or any source
-    ``from_release`` accepts (``variant`` picks the T2V release file)."""
-    cls = T2VPipeline if task == "t2v" else I2VPipeline
-    if weights == "tiny":
-        return cls.tiny(device=device)
-    if weights is not None and (Path(weights) / PIPELINE_INDEX).is_file():
-        return cls.from_pretrained(weights, device=device)
-    if task == "t2v":
-        return cls.from_release(weights, variant=variant, device=device)
-    return cls.from_release(weights, device=device)
-
-
 def validate(job: BatchJob, entries: list[Entry]) -> None:
     """Check the job's numbers and every prompt before any model is loaded."""
     for name, value, high in (("samples", job.samples, MAX_SAMPLES), ("playback_fps", job.playback_fps, 60)):
@@ -333,7 +319,7 @@ def run(job: BatchJob) -> BatchResult:
     validate(job, entries)
     items = work_list(entries, job.samples, job.seed)
     state = process_state()
-    pipe = load_pipeline(job.task, job.weights, state.device, job.variant)
+    pipe = load_pipeline(job.task, job.weights, variant=job.variant, device=state.device)
     signature = _signature(job, pipe.name)
     job.out.mkdir(parents=True, exist_ok=True)
     if state.is_main_process:

@@ -72,8 +72,8 @@ def _add_generation_flags(p: argparse.ArgumentParser, steps: int, frames: int, g
                           fps: int, fps_help: str) -> None:
     p.add_argument("--out", type=Path, required=True, help="output .mp4 file")
     p.add_argument("--weights", default=None,
-                   help="release file, converted folder, hub repo id, or 'tiny' for random tiny weights "
-                        "(default: the official hub repo)")
+                   help="release file, folder (release files, convert or save_pretrained output), hub repo id, "
+                        "or 'tiny' for random tiny weights (default: the official hub repo)")
     p.add_argument("--steps", type=int, default=steps)
     p.add_argument("--frames", type=int, default=frames)
     p.add_argument("--height", type=int, default=320, help="multiple of 64 (320 is native)")
@@ -97,13 +97,26 @@ def _add_i2v(sub: argparse._SubParsersAction) -> None:
     p.add_argument("prompt", nargs="?", default="")
     _add_generation_flags(p, steps=16, frames=16, guidance=7.5, fps=24,
                           fps_help="motion conditioning fs (24 in the release)")
-    p.add_argument("--rescale", type=float, default=0.7, help="guidance rescale (0 = off)")
-    p.add_argument("--eta", type=float, default=1.0, help="DDIM eta")
-    p.add_argument("--playback-fps", type=int, default=8, help="frame rate of the written file")
-    p.add_argument("--no-reneg", action="store_true", help="use the negative prompt instead of ReNeg")
-    p.add_argument("--negative-prompt", default=None, help="negative prompt (only with --no-reneg)")
+    _add_i2v_flags(p)
+
+
+def _add_i2v_flags(p: argparse.ArgumentParser, note: str = "") -> None:
+    """The image-to-video options beyond the shared generation flags (``note`` prefixes each help)."""
+    p.add_argument("--rescale", type=float, default=0.7, help=f"{note}guidance rescale (0 = off)")
+    p.add_argument("--eta", type=float, default=1.0, help=f"{note}DDIM eta")
+    p.add_argument("--playback-fps", type=int, default=8, help=f"{note}frame rate of the written file")
+    p.add_argument("--no-reneg", action="store_true", help=f"{note}use the negative prompt instead of ReNeg")
+    p.add_argument("--negative-prompt", default=None, help=f"{note}negative prompt (only with --no-reneg)")
     p.add_argument("--aspect", choices=["crop", "pad"], default="crop",
-                   help="fit the image by cropping to fill, or by letterboxing; never stretched")
+                   help=f"{note}fit the image by cropping to fill, or by letterboxing; never stretched")
+
+
+def _i2v_options(args: argparse.Namespace) -> dict:
+    """The I2VPipeline keyword arguments given by the i2v flags."""
+    if args.negative_prompt and not args.no_reneg:
+        raise ValueError("--negative-prompt needs --no-reneg: ReNeg and a negative prompt fill the same slot")
+    return dict(guidance_rescale=args.rescale, eta=args.eta, reneg=not args.no_reneg,
+                negative_prompt=args.negative_prompt, aspect=args.aspect)
 
 
 def _progress_bar(description: str):
@@ -124,13 +137,6 @@ def _progress_bar(description: str):
     return callback
 
 
-def _load_pipeline(kind: str, weights: str | None, **kwargs):
-    from hummingbird.pipelines import I2VPipeline, T2VPipeline
-
-    cls = T2VPipeline if kind == "t2v" else I2VPipeline
-    return cls.tiny() if weights == "tiny" else cls.from_release(weights, **kwargs)
-
-
 def _finish(result, out: Path, fps: int) -> None:
     from hummingbird.video import write_mp4
 
@@ -144,11 +150,11 @@ def _run_t2v(args: argparse.Namespace) -> int:
 
 
 def _t2v(args: argparse.Namespace) -> None:
-    from hummingbird.pipelines import T2VPipeline
+    from hummingbird.pipelines import T2VPipeline, load_pipeline
 
     T2VPipeline.validate(args.prompt, args.steps, args.frames, args.height, args.width, args.guidance, args.fps,
                          args.seed)
-    pipe = _load_pipeline("t2v", args.weights, variant=args.variant)
+    pipe = load_pipeline("t2v", args.weights, variant=args.variant)
     result = pipe(args.prompt, steps=args.steps, frames=args.frames, height=args.height, width=args.width,
                   guidance=args.guidance, fps=args.fps, seed=args.seed, callback=_progress_bar("t2v"))
     _finish(result, args.out, args.fps)
@@ -159,16 +165,12 @@ def _run_i2v(args: argparse.Namespace) -> int:
 
 
 def _i2v(args: argparse.Namespace) -> None:
-    from hummingbird.pipelines import I2VPipeline
+    from hummingbird.pipelines import I2VPipeline, load_pipeline
 
-    if args.negative_prompt and not args.no_reneg:
-        raise ValueError("--negative-prompt needs --no-reneg: ReNeg and a negative prompt fill the same slot")
     options = dict(steps=args.steps, frames=args.frames, height=args.height, width=args.width,
-                   guidance=args.guidance, guidance_rescale=args.rescale, fps=args.fps, eta=args.eta,
-                   reneg=not args.no_reneg, negative_prompt=args.negative_prompt, aspect=args.aspect,
-                   seed=args.seed)
+                   guidance=args.guidance, fps=args.fps, seed=args.seed, **_i2v_options(args))
     I2VPipeline.validate(args.image, args.prompt, **options)
-    pipe = _load_pipeline("i2v", args.weights)
+    pipe = load_pipeline("i2v", args.weights)
     result = pipe(args.image, args.prompt, callback=_progress_bar("i2v"), **options)
     _finish(result, args.out, args.playback_fps)
 
@@ -202,12 +204,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
                           fps_help="t2v: frame rate, conditioning and playback; i2v: motion conditioning fs")
     p.add_argument("--out", type=Path, required=True, help="output folder: videos and manifest")
     p.add_argument("--seed", type=int, default=0, help="base seed; each video's seed derives from it, its prompt and k")
-    p.add_argument("--rescale", type=float, default=0.7, help="i2v: guidance rescale (0 = off)")
-    p.add_argument("--eta", type=float, default=1.0, help="i2v: DDIM eta")
-    p.add_argument("--playback-fps", type=int, default=8, help="i2v: frame rate of the written files")
-    p.add_argument("--no-reneg", action="store_true", help="i2v: use the negative prompt instead of ReNeg")
-    p.add_argument("--negative-prompt", default=None, help="i2v: negative prompt (only with --no-reneg)")
-    p.add_argument("--aspect", choices=["crop", "pad"], default="crop", help="i2v: fit by cropping or letterboxing")
+    _add_i2v_flags(p, note="i2v: ")
 
 
 def _run_batch(args: argparse.Namespace) -> int:
@@ -217,13 +214,10 @@ def _run_batch(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> None:
     from hummingbird.batch import BatchJob, run
 
-    if args.negative_prompt and not args.no_reneg:
-        raise ValueError("--negative-prompt needs --no-reneg: ReNeg and a negative prompt fill the same slot")
     options = dict(steps=args.steps, frames=args.frames, height=args.height, width=args.width,
                    guidance=args.guidance, fps=args.fps)
     if args.task == "i2v":
-        options.update(guidance_rescale=args.rescale, eta=args.eta, reneg=not args.no_reneg,
-                       negative_prompt=args.negative_prompt, aspect=args.aspect)
+        options.update(_i2v_options(args))
     run(BatchJob(task=args.task, prompts=args.prompts, out=args.out, images=args.images, samples=args.samples,
                  seed=args.seed, weights=args.weights, variant=args.variant,
                  options={key: value for key, value in options.items() if value is not None},
@@ -231,7 +225,6 @@ def _batch(args: argparse.Namespace) -> None:
 
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def _add_upscale(sub: argparse._SubParsersAction) -> None:
@@ -271,6 +264,8 @@ def _upscale(args: argparse.Namespace) -> None:
 
 def _media_kind(source: Path, out: Path) -> bool:
     """True for a video input, False for an image; the output suffix must match the kind."""
+    from hummingbird.image import IMAGE_SUFFIXES
+
     suffix = source.suffix.lower()
     if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
         raise ValueError(f"unsupported input {source.name}: expected a video {VIDEO_SUFFIXES} or image "

@@ -24,6 +24,7 @@ from transformers.initialization import no_init_weights
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, np.ndarray, Image.Image]
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # files treated as images by the commands
 MIN_SIDE = 16
 """Smallest accepted shorter side of an input image, in pixels."""
 MAX_PIXELS = 50_000_000

@@ -324,7 +324,9 @@ class T2VPipeline(_Pipeline):
                      config: ModelConfig | None = None, device: torch.device | str | None = None,
                      dtype: torch.dtype | None = None) -> "T2VPipeline":
         """Load a release file (``09B_merged_all.pt`` / ``07B_merged_all.pt``), a folder written by
-        ``convert``, or the hub repo ``amd/AMD-Hummingbird-T2V`` (the default)."""
+        ``convert`` or ``save_pretrained``, or the hub repo ``amd/AMD-Hummingbird-T2V`` (the default)."""
+        if _is_pretrained_folder(source):
+            return cls.from_pretrained(source, device, dtype)
         path = resolve_t2v(source, variant)
         stored_config, components = _read_release(path)
         config = checkpoints.infer_config(components, config or stored_config)
@@ -444,7 +446,10 @@ class I2VPipeline(_Pipeline):
     def from_release(cls, source: str | os.PathLike | None = None, config: ModelConfig | None = None,
                      device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "I2VPipeline":
         """Load ``stage_1.ckpt`` with the ``unet.pt`` / ``img_proj.pt`` overrides and ``reneg_checkpoint.bin``
-        found beside it, a folder written by ``convert``, or the hub repo ``amd/AMD-Hummingbird-I2V``."""
+        found beside it, a folder written by ``convert`` or ``save_pretrained``, or the hub repo
+        ``amd/AMD-Hummingbird-I2V``."""
+        if _is_pretrained_folder(source):
+            return cls.from_pretrained(source, device, dtype)
         files = resolve_i2v(source)
         if isinstance(files, Path):
             stored_config, components = checkpoints.load_converted(files)
@@ -597,6 +602,22 @@ class I2VPipeline(_Pipeline):
 # ---------------------------------------------------------------- diffusers-style folders
 PIPELINE_INDEX = "model_index.json"
 TENSORS_FILE = "model.safetensors"
+
+
+def _is_pretrained_folder(source: str | os.PathLike | None) -> bool:
+    return source is not None and (Path(source) / PIPELINE_INDEX).is_file()
+
+
+def load_pipeline(task: str, weights: str | os.PathLike | None, variant: str = "0.9b",
+                  device: torch.device | str | None = None) -> "T2VPipeline | I2VPipeline":
+    """The ``task`` ("t2v" or "i2v") pipeline: random tiny weights for "tiny", else anything ``from_release``
+    accepts (``variant`` picks the T2V release file)."""
+    cls = T2VPipeline if task == "t2v" else I2VPipeline
+    if weights == "tiny":
+        return cls.tiny(device=device)
+    if task == "t2v":
+        return T2VPipeline.from_release(weights, variant=variant, device=device)
+    return I2VPipeline.from_release(weights, device=device)
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -65,3 +65,20 @@ def test_loading_the_wrong_folder_says_why(tmp_path):
         I2VPipeline.from_pretrained(folder)
     with pytest.raises(WeightsUnavailableError, match="no model_index.json"):
         T2VPipeline.from_pretrained(tmp_path / "nothing")
+
+
+def test_from_release_and_the_commands_accept_a_pretrained_folder(tmp_path):
+    import subprocess
+    import sys
+
+    from hummingbird.pipelines import T2VPipeline
+    from hummingbird.video import probe_video
+
+    folder = T2VPipeline.tiny(device="cpu").save_pretrained(tmp_path / "tiny")
+    assert T2VPipeline.from_release(folder, device="cpu").name == "t2v-tiny"
+    out = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, "-m", "hummingbird", "t2v", "a kite", "--weights", str(folder), "--out",
+                           str(out), "--frames", "2", "--height", "64", "--width", "64", "--steps", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert probe_video(out).frames == 2
