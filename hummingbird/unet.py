@@ -4,12 +4,14 @@ A port of the LVDM / VideoCrafter2 / DynamiCrafter ``UNetModel``. The module tre
 checkpoints, so ``state_dict()`` keys equal the official ones without the ``model.diffusion_model.`` prefix
 (in the official order, misspelt ``temopral_conv`` included) and loading is a strict ``load_state_dict``.
 The network runs on frame-folded tensors ``[(B*F), C, h, w]`` (row ``b*F + f``); temporal modules unfold them.
+Attention uses ``F.scaled_dot_product_attention``; :func:`attention_backend` switches to the reference kernel.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,8 @@ TEXT_TOKENS = 77  # text tokens at the head of every context; image tokens follo
 IMAGE_TOKENS_PER_FRAME = 16  # I2V per-frame routing: frame f gets image tokens 16f .. 16f+15
 INIT_ATTN_HEADS = 8  # init_attn head count, fixed in the reference code
 GROUPS = 32
+ATTENTION_BACKENDS = ("sdpa", "reference")
+_attention_backend = "sdpa"
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
@@ -54,12 +58,64 @@ def _projection(in_dim: int, out_dim: int, linear: bool, conv: type[nn.Module]) 
     return nn.Linear(in_dim, out_dim) if linear else conv(in_dim, out_dim, 1)
 
 
+@contextmanager
+def attention_backend(name: str) -> Iterator[None]:
+    """Select how every CrossAttention computes ``softmax(q k^T / sqrt(d)) v`` inside the block.
+
+    ``"sdpa"`` (the default): ``F.scaled_dot_product_attention`` (fused kernels). ``"reference"``: the reference's
+    einsum kernel, explicit batched matmuls and softmax on 3-D ``(batch*heads, seq, dim)`` tensors (for baselines).
+    """
+    global _attention_backend
+    if name not in ATTENTION_BACKENDS:
+        raise ValueError(f"attention backend must be one of {', '.join(ATTENTION_BACKENDS)}, got {name!r}")
+    previous, _attention_backend = _attention_backend, name
+    try:
+        yield
+    finally:
+        _attention_backend = previous
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """Unmasked attention of [N, heads, L, d] tensors with the selected backend."""
+    if _attention_backend == "sdpa":
+        return F.scaled_dot_product_attention(q, k, v)
+    return _reference_attention(q, k, v)
+
+
+def _reference_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """The reference einsum kernel: ``(b h) n d`` tensors, ``softmax(q k^T * d^-0.5) v``."""
+    n, heads = q.shape[:2]
+    q3, k3, v3 = (t.reshape(n * heads, t.shape[2], t.shape[3]) for t in (q, k, v))
+    sim = torch.einsum("b i d, b j d -> b i j", q3, k3) * q.shape[-1] ** -0.5
+    out = torch.einsum("b i j, b j d -> b i d", sim.softmax(dim=-1), v3)
+    return out.view(n, heads, *out.shape[1:])
+
+
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm computed in float32 and cast back to the input dtype (ResBlock and output norms)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(),
                             self.eps).to(x.dtype)
+
+
+class GroupNormSiLU(GroupNorm32):
+    """GroupNorm then SiLU, both in float32, cast back once: one kernel under ``torch.compile``.
+
+    Replaces a ``GroupNorm, SiLU`` pair (the SiLU becomes an Identity, so state-dict keys stay); in float32 the
+    result is bit-identical to the pair.
+    """
+
+    @classmethod
+    def sharing(cls, norm: nn.GroupNorm) -> "GroupNormSiLU":
+        """A fused norm holding the very parameters of ``norm``."""
+        fused = cls(norm.num_groups, norm.num_channels, norm.eps, affine=norm.affine, device="meta")
+        fused.weight, fused.bias = norm.weight, norm.bias
+        return fused
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(),
+                                   self.eps)).to(x.dtype)
 
 
 class CrossAttention(nn.Module):
@@ -87,7 +143,7 @@ class CrossAttention(nn.Module):
 
     def _attend(self, q: Tensor, context: Tensor, to_k: nn.Linear, to_v: nn.Linear) -> Tensor:
         k, v = self._split_heads(to_k(context)), self._split_heads(to_v(context))
-        return F.scaled_dot_product_attention(q, k, v)
+        return attention(q, k, v)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         q = self._split_heads(self.to_q(x))

@@ -1,0 +1,1 @@
+"""Speed benchmarks of the Hummingbird models (see README.md here)."""

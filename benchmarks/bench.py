@@ -1,0 +1,511 @@
+"""Speed benchmark: the reference-equivalent baseline against our fast path, at the release sizes.
+
+    python -m benchmarks.bench [--parts t2v09,vae,...] [--runs 5] [--warmup 2] [--check] [--json out.json]
+
+Weights are random (nothing is downloaded); every shape is the release's. Each case runs in two modes:
+
+- ``baseline``, as the reference code runs: float32 weights under float16 autocast (on CUDA), attention
+  on 3-D ``(batch*heads, seq, dim)`` tensors with an explicit softmax, two U-Net calls per CFG step, a per-frame
+  VAE decode and a per-frame SR pass, no cuDNN autotuning;
+- ``fast``, our default path: the pipelines' dtype (bf16 on GPU), SDPA, batched CFG, the chunked VAE decode and
+  batched SR, then :func:`hummingbird.fast.optimize` (``--compile`` or ``HUMMINGBIRD_COMPILE=1`` compiles it).
+
+Per mode: the median of ``--runs`` timed runs after ``--warmup`` untimed ones (CUDA events on GPU, perf_counter on
+CPU), the peak allocated GPU memory, and TFLOP/s from FLOPs counted once per case by ``FlopCounterMode``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from hummingbird import configs
+from hummingbird.configs import ModelConfig
+from hummingbird.denoisers import i2v_predictor
+from hummingbird.fast import compile_requested, optimize
+from hummingbird.image import ImageConditioner
+from hummingbird.pipelines import GenerationResult, I2VPipeline, T2VPipeline, default_dtype, default_i2v_schedule
+from hummingbird.schedulers import DDIMSampler, denoise
+from hummingbird.sr import RRDBNet, Upscaler
+from hummingbird.text import TextEncoder
+from hummingbird.unet import HummingbirdUNet, attention_backend, guidance_embedding
+from hummingbird.vae import build_vae, decode_latents
+
+PARTS = ("t2v09", "t2v07", "vae", "i2v", "sr", "e2e")
+MODES = ("baseline", "fast")
+CHECK_DTYPE = torch.bfloat16  # the GPU fast path's dtype, also checked on CPU
+PROMPT = "A cute happy Corgi playing in park, sunset, animated style."
+HUMMINGBIRD_VSR = dict(num_feat=32, num_block=10, num_grow_ch=16, scale=4)
+TINY_VSR = dict(num_feat=8, num_block=1, num_grow_ch=4, scale=4)
+T2V_07B_TINY = configs.T2V_TINY.replace(name="t2v-0.7b-tiny", unet=dict(configs.T2V_TINY.unet, middle_block=False))
+
+Run = Callable[[], Any]
+Case = Iterator[tuple[str, Run]]  # yields (mode, run) for each of MODES, in order
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one benchmark run measures."""
+
+    device: str
+    tiny: bool
+    runs: int
+    warmup: int
+    frames: int
+    height: int
+    width: int
+    t2v_frames: int
+    t2v_steps: int
+    i2v_steps: int
+    compile: bool
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+    @property
+    def cuda(self) -> bool:
+        return self.torch_device.type == "cuda"
+
+    @property
+    def fast_dtype(self) -> torch.dtype:
+        return default_dtype(self.torch_device)
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The reference's float16 autocast on CUDA; none on CPU (the reference never ran there)."""
+        return torch.float16 if self.cuda else None
+
+    def latent(self, frames: int) -> tuple[int, ...]:
+        return (1, 4, frames, self.height // 8, self.width // 8)
+
+    def to_json(self) -> dict[str, Any]:
+        autocast = None if self.autocast_dtype is None else _name(self.autocast_dtype)
+        return {**asdict(self), "fast_dtype": _name(self.fast_dtype), "baseline_autocast": autocast}
+
+
+# ------------------------------------------------------------------------------------ model set-up
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def model_config(name: str, tiny: bool) -> ModelConfig:
+    """The preset behind a part: ``t2v09``, ``t2v07`` or ``i2v`` (tiny ones with ``tiny``)."""
+    presets = {"t2v09": (configs.T2V_09B, configs.T2V_TINY), "t2v07": (configs.T2V_07B, T2V_07B_TINY),
+               "i2v": (configs.I2V_09B, configs.I2V_TINY)}
+    return presets[name][tiny]
+
+
+@contextmanager
+def building_on(device: torch.device) -> Iterator[None]:
+    """Create modules directly on ``device`` (the random initialisation runs there), from a fixed seed."""
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(0)
+        yield
+
+
+def random_unet(config: ModelConfig, device: torch.device) -> HummingbirdUNet:
+    """A float32 U-Net of ``config`` with random weights; the zero-initialised last temporal convs are woken."""
+    with building_on(device):
+        unet = HummingbirdUNet(**config.unet).eval().requires_grad_(False)
+        for name, param in unet.named_parameters():
+            if "temopral_conv.conv4" in name:
+                param.normal_(0.0, 0.02)
+    return unet
+
+
+def unet_inputs(config: ModelConfig, s: Settings) -> dict[str, torch.Tensor]:
+    """One T2V denoising call's inputs: noise, t = 999, 77 text tokens, fps 8 and the w = 7.5 embedding."""
+    gen = torch.Generator().manual_seed(1)
+    inputs = dict(x=torch.randn(s.latent(s.frames), generator=gen), timesteps=torch.tensor([999]),
+                  context=torch.randn(1, 77, config.unet["context_dim"], generator=gen),
+                  fps=torch.tensor([config.unet["default_fps"]]), timestep_cond=guidance_embedding(7.5))
+    return {key: value.to(s.torch_device) for key, value in inputs.items()}
+
+
+def to_fast(module: torch.nn.Module, s: Settings, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """Cast ``module`` in place to the fast dtype and :func:`optimize` it."""
+    torch.nn.Module.to(module, dtype=dtype or s.fast_dtype)
+    return optimize(module, compile=s.compile)
+
+
+class _PerFrameDecode:
+    """The reference VAE decode: one frame at a time."""
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, callback: Any = None) -> torch.Tensor:
+        video = decode_latents(self.vae, latents.to(self.device), self.config.scale_factor, chunk_size=1)
+        return video.cpu()
+
+
+class BaselineT2V(_PerFrameDecode, T2VPipeline):
+    """T2V as the reference runs it (per-frame VAE decode)."""
+
+
+class BaselineI2V(_PerFrameDecode, I2VPipeline):
+    """I2V as the reference runs it: per-frame VAE decode and two U-Net calls per CFG step."""
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, uncond: torch.Tensor, image_latent: torch.Tensor, x_T: torch.Tensor,
+               noises: Sequence[torch.Tensor], steps: int, guidance: float, guidance_rescale: float, fps: int,
+               eta: float, on_step: Callable[..., None] | None = None) -> torch.Tensor:
+        sampler = DDIMSampler(self.schedule["alphas_cumprod"], steps, eta, self.schedule.get("scale_arr"))
+        predict = i2v_predictor(self.unet, cond, uncond, image_latent, fps, guidance, guidance_rescale,
+                                batched_cfg=False)
+        return denoise(sampler, predict, x_T.to(self.device), [n.to(self.device) for n in noises], on_step)
+
+
+def baseline_t2v(s: Settings) -> BaselineT2V:
+    config = model_config("t2v09", s.tiny)
+    unet = random_unet(config, s.torch_device)
+    with building_on(s.torch_device):
+        text, vae = TextEncoder.random(config.text), build_vae(config.vae)
+    return BaselineT2V(config, unet, text, vae, s.device, torch.float32)
+
+
+def baseline_i2v(s: Settings) -> BaselineI2V:
+    config = model_config("i2v", s.tiny)
+    unet = random_unet(config, s.torch_device)
+    schedule = default_i2v_schedule()
+    with building_on(s.torch_device):
+        text, vae = TextEncoder.random(config.text), build_vae(config.vae)
+        image = ImageConditioner.random(config.vision, config.resampler)
+        reneg = torch.randn(1, 77, config.text["width"])
+    return BaselineI2V(config, unet, text, vae, image, schedule, reneg, s.device, torch.float32)
+
+
+def fast_t2v(pipe: T2VPipeline, s: Settings) -> T2VPipeline:
+    """The default T2V pipeline on the modules of ``pipe`` (cast in place), optimized."""
+    fast = T2VPipeline(pipe.config, pipe.unet, pipe.text_encoder, pipe.vae, s.device)
+    return optimize(fast, compile=s.compile)
+
+
+def fast_i2v(pipe: I2VPipeline, s: Settings) -> I2VPipeline:
+    """The default I2V pipeline on the modules of ``pipe`` (cast in place), optimized."""
+    fast = I2VPipeline(pipe.config, pipe.unet, pipe.text_encoder, pipe.vae, pipe.image_conditioner, pipe.schedule,
+                       pipe.reneg, s.device)
+    return optimize(fast, compile=s.compile)
+
+
+def without_fallback(result: GenerationResult) -> GenerationResult:
+    """Refuse a run that produced non-finite values and re-ran in another precision: its time is not the mode's."""
+    if "precision_fallback" in result.settings:
+        raise RuntimeError(f"non-finite output; the pipeline re-ran in {result.settings['precision_fallback']}")
+    return result
+
+
+@contextmanager
+def cudnn_autotuning(enabled: bool) -> Iterator[None]:
+    previous, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def as_baseline(run: Run, s: Settings, autocast: bool = True) -> Run:
+    """``run`` the reference way: reference attention, no cuDNN autotuning and (``autocast``) float16 autocast."""
+    use_autocast = autocast and s.autocast_dtype is not None
+
+    def baseline() -> Any:
+        with ExitStack() as stack:
+            stack.enter_context(attention_backend("reference"))
+            stack.enter_context(cudnn_autotuning(False))
+            if use_autocast:
+                stack.enter_context(torch.autocast(s.torch_device.type, dtype=s.autocast_dtype))
+            return run()
+
+    return baseline
+
+
+# ------------------------------------------------------------------------------------------ cases
+def unet_case(part: str, s: Settings) -> Case:
+    config = model_config(part, s.tiny)
+    unet = random_unet(config, s.torch_device)
+    inputs = unet_inputs(config, s)
+    yield "baseline", as_baseline(lambda: unet(**inputs), s)
+    to_fast(unet, s)
+    yield "fast", lambda: unet(**inputs)
+
+
+def vae_case(s: Settings) -> Case:
+    pipe = baseline_t2v(s)
+    latents = torch.randn(s.latent(s.frames), generator=torch.Generator().manual_seed(2))
+    yield "baseline", as_baseline(lambda: pipe.decode(latents), s)
+    fast = fast_t2v(pipe, s)
+    yield "fast", lambda: fast.decode(latents)
+
+
+def i2v_case(s: Settings) -> Case:
+    pipe = baseline_i2v(s)
+    gen = torch.Generator().manual_seed(3)
+    tokens = pipe.image_conditioner.resampler.num_tokens + 77
+    cond, uncond = (torch.randn(1, tokens, pipe.config.text["width"], generator=gen) for _ in range(2))
+    image_latent = torch.randn(1, 4, s.height // 8, s.width // 8, generator=gen)
+    noises = [torch.randn(s.latent(s.frames), generator=gen) for _ in range(s.i2v_steps + 1)]
+    args = (cond, uncond, image_latent, noises[0], noises[1:], s.i2v_steps, 7.5, 0.7, 24, 1.0)
+    yield "baseline", as_baseline(lambda: pipe.sample(*args), s)
+    fast = fast_i2v(pipe, s)
+    yield "fast", lambda: fast.sample(*args)
+
+
+def sr_case(s: Settings) -> Case:
+    with building_on(s.torch_device):
+        net = RRDBNet(**(TINY_VSR if s.tiny else HUMMINGBIRD_VSR))
+    frames = np.random.default_rng(4).integers(0, 256, (s.frames, s.height, s.width, 3), dtype=np.uint8)
+    upscaler = Upscaler(net, "hummingbird", s.device)
+    yield "baseline", as_baseline(lambda: upscaler(frames, batch_size=1), s, autocast=False)
+    optimize(upscaler, compile=s.compile)
+    yield "fast", lambda: upscaler(frames)
+
+
+def e2e_t2v_case(s: Settings) -> Case:
+    pipe = baseline_t2v(s)
+    kwargs = dict(prompt=PROMPT, steps=s.t2v_steps, frames=s.t2v_frames, height=s.height, width=s.width, seed=0)
+    yield "baseline", as_baseline(lambda: without_fallback(pipe(**kwargs)), s)
+    fast = fast_t2v(pipe, s)
+    yield "fast", lambda: without_fallback(fast(**kwargs))
+
+
+def e2e_i2v_case(s: Settings) -> Case:
+    pipe = baseline_i2v(s)
+    image = np.random.default_rng(5).integers(0, 256, (s.height, s.width, 3), dtype=np.uint8)
+    kwargs = dict(image=image, prompt=PROMPT, steps=s.i2v_steps, frames=s.frames, height=s.height, width=s.width,
+                  seed=0)
+    yield "baseline", as_baseline(lambda: without_fallback(pipe(**kwargs)), s)
+    fast = fast_i2v(pipe, s)
+    yield "fast", lambda: without_fallback(fast(**kwargs))
+
+
+# part -> [(case name, description, case)]
+CASES: dict[str, list[tuple[str, str, Callable[[Settings], Case]]]] = {
+    "t2v09": [("t2v09", "{t2v09} U-Net, one call, {frames} frames", lambda s: unet_case("t2v09", s))],
+    "t2v07": [("t2v07", "{t2v07} U-Net, one call, {frames} frames", lambda s: unet_case("t2v07", s))],
+    "vae": [("vae", "VAE decode of {frames} frames to the CPU", vae_case)],
+    "i2v": [("i2v", "{i2v} {i2v_steps}-step CFG loop, {frames} frames", i2v_case)],
+    "sr": [("sr", "{sr} x4 of {frames} uint8 frames", sr_case)],
+    "e2e": [("e2e-t2v", "{t2v09} prompt -> frames, {t2v_steps} steps, {t2v_frames} frames", e2e_t2v_case),
+            ("e2e-i2v", "{i2v} image -> frames, {i2v_steps} steps, {frames} frames", e2e_i2v_case)],
+}
+
+
+def describe(what: str, s: Settings) -> str:
+    """A case description with the settings and model names filled in."""
+    names = {part: model_config(part, s.tiny).name for part in ("t2v09", "t2v07", "i2v")}
+    return what.format(**asdict(s), **names, sr="rrdbnet-tiny" if s.tiny else "Hummingbird VSR")
+
+
+# -------------------------------------------------------------------------------------- measuring
+def _sync(s: Settings) -> None:
+    if s.cuda:
+        torch.cuda.synchronize(s.torch_device)
+
+
+def count_flops(run: Run) -> int:
+    """FLOPs of one call of ``run`` (2 per multiply-add; matmuls, convolutions and attention)."""
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        run()
+    return counter.get_total_flops()
+
+
+def _time_ms(run: Run, s: Settings) -> float:
+    if not s.cuda:
+        start = time.perf_counter()
+        run()
+        return (time.perf_counter() - start) * 1000.0
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    run()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
+
+
+def measure(run: Run, s: Settings, flops: int) -> dict[str, Any]:
+    """Median ms of ``s.runs`` runs after ``s.warmup``, peak allocated MB (GPU) and achieved TFLOP/s."""
+    with torch.inference_mode():
+        for _ in range(s.warmup):
+            run()
+        _sync(s)
+        if s.cuda:
+            torch.cuda.reset_peak_memory_stats(s.torch_device)
+        times = [_time_ms(run, s) for _ in range(s.runs)]
+    median = statistics.median(times)
+    peak = torch.cuda.max_memory_allocated(s.torch_device) / 2**20 if s.cuda else None
+    return {"median_ms": median, "peak_mb": peak, "tflops": flops / (median / 1000.0) / 1e12, "times_ms": times}
+
+
+def run_case(make: Callable[[Settings], Case], s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    """Both modes of one case; FLOPs are counted on the first mode."""
+    flops, modes = None, {}
+    for mode, run in make(s):
+        if flops is None:
+            flops = count_flops(run)
+        modes[mode] = measure(run, s, flops)
+        log(f"  {mode:8s} {modes[mode]['median_ms']:10.1f} ms")
+    return {"gflop": flops / 1e9, **modes, "speedup": modes["baseline"]["median_ms"] / modes["fast"]["median_ms"]}
+
+
+def relative_l2(reference: torch.Tensor, value: torch.Tensor) -> float:
+    reference, value = reference.double(), value.double()
+    return float((value - reference).norm() / reference.norm())
+
+
+@contextmanager
+def strict_float32() -> Iterator[None]:
+    """No TF32 in float32 matmuls and convolutions (the float32 reference of the check)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@torch.inference_mode()
+def check(s: Settings) -> dict[str, Any]:
+    """Relative L2 error of the fast path in :data:`CHECK_DTYPE` against float32: one T2V 0.9B U-Net call
+    (``frames`` frames) and one VAE decode of them."""
+    config = model_config("t2v09", s.tiny)
+    unet = random_unet(config, s.torch_device)
+    inputs = unet_inputs(config, s)
+    with strict_float32():
+        expected = unet(**inputs)
+    unet_error = relative_l2(expected, to_fast(unet, s, CHECK_DTYPE)(**inputs))
+    del unet
+    with building_on(s.torch_device):
+        vae = build_vae(config.vae).requires_grad_(False)
+    latents = torch.randn(s.latent(s.frames), generator=torch.Generator().manual_seed(2)).to(s.torch_device)
+    with strict_float32():
+        expected = decode_latents(vae, latents, config.scale_factor)
+    vae_error = relative_l2(expected, decode_latents(to_fast(vae, s, CHECK_DTYPE), latents, config.scale_factor))
+    return {"dtype": _name(CHECK_DTYPE), "unet_rel_l2": unet_error, "vae_rel_l2": vae_error}
+
+
+# ---------------------------------------------------------------------------------------- report
+def device_name(s: Settings) -> str:
+    return torch.cuda.get_device_name(s.torch_device) if s.cuda else "cpu"
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def title(s: Settings) -> str:
+    sizes = "TINY random models (not a speed figure)" if s.tiny else "release sizes, random weights"
+    return (f"{device_name(s)}, torch {torch.__version__}, {sizes}, {s.height}x{s.width}, "
+            f"fast: {_name(s.fast_dtype)}{' + compile' if s.compile else ''}")
+
+
+def table(report: dict[str, Any], s: Settings) -> str:
+    """The report's results as a fixed-width text table, one row per case (speed-up = baseline / fast time)."""
+    header = (f"{'case':8s} {'what':48s} {'baseline ms':>11s} {'fast ms':>9s} {'speed-up':>8s} "
+              f"{'TFLOP/s b/f':>13s} {'peak MB b/f':>13s}")
+    lines = [title(s), header, "-" * len(header)]
+    for name, row in report["results"].items():
+        base, fast = row["baseline"], row["fast"]
+        tflops = f"{base['tflops']:.3g}/{fast['tflops']:.3g}"
+        peak = f"{_cell(base['peak_mb'], '.0f')}/{_cell(fast['peak_mb'], '.0f')}"
+        lines.append(f"{name:8s} {row['what'][:48]:48s} {base['median_ms']:11.1f} {fast['median_ms']:9.1f} "
+                     f"{row['speedup']:7.2f}x {tflops:>13s} {peak:>13s}")
+    return "\n".join(lines)
+
+
+def benchmark(s: Settings, parts: Sequence[str], run_check: bool, log: Callable[[str], None],
+              save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Run the check (if asked) and every case of ``parts``; ``save`` the report so far after each; return it."""
+    report: dict[str, Any] = {"device": device_name(s), "torch": torch.__version__, "cuda": torch.version.cuda,
+                              "settings": {**s.to_json(), "parts": list(parts)}, "results": {}}
+    if run_check:
+        report["check"] = check(s)
+        log(f"check ({report['check']['dtype']} vs float32): U-Net rel L2 {report['check']['unet_rel_l2']:.4f}, "
+            f"VAE decode rel L2 {report['check']['vae_rel_l2']:.4f}")
+        save(report)
+    for part in parts:
+        for name, what, make in CASES[part]:
+            what = describe(what, s)
+            log(f"{name}: {what}")
+            report["results"][name] = {"part": part, "what": what, **run_case(make, s, log)}
+            save(report)
+            gc.collect()  # the case's models are gone: hand their memory back before the next case
+            if s.cuda:
+                torch.cuda.empty_cache()
+    return report
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def parse_parts(text: str) -> list[str]:
+    parts = list(PARTS) if text == "all" else [p for p in text.replace(",", " ").split() if p]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"parts must be 'all' or some of {', '.join(PARTS)}, got {text!r}")
+    return parts
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--parts", type=parse_parts, default=list(PARTS), help=f"comma list of {', '.join(PARTS)} or all")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per mode (median reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
+    p.add_argument("--frames", type=int, help="frames of the U-Net, VAE, I2V and SR cases (16; tiny 2)")
+    p.add_argument("--t2v-frames", type=int, help="frames of the T2V end-to-end case (26; tiny 2)")
+    p.add_argument("--t2v-steps", type=int, help="steps of the T2V end-to-end case (8; tiny 2)")
+    p.add_argument("--i2v-steps", type=int, help="steps of the I2V loop and end-to-end cases (16; tiny 2)")
+    p.add_argument("--height", type=int, help="video height in pixels (320; tiny 128)")
+    p.add_argument("--width", type=int, help="video width in pixels (512; tiny 128)")
+    p.add_argument("--device", help="cuda (default when available) or cpu")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fast path (also HUMMINGBIRD_COMPILE=1)")
+    p.add_argument("--check", action="store_true", help="print the bf16 fast path's error against float32 first")
+    p.add_argument("--tiny", action="store_true", help="tiny random models: exercises the code, measures nothing")
+    p.add_argument("--json", type=Path, help="write the report to this file")
+    args = p.parse_args(argv)
+    if min(args.runs, args.warmup + 1) < 1:
+        p.error("--runs must be >= 1 and --warmup >= 0")
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.check and not args.tiny and torch.device(args.device).type != "cuda":
+        p.error("--check at the release sizes needs a GPU; use --tiny on CPU")
+    return args
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    tiny = args.tiny
+    return Settings(device=args.device, tiny=tiny, runs=args.runs, warmup=args.warmup,
+                    frames=args.frames or (2 if tiny else 16), height=args.height or (128 if tiny else 320),
+                    width=args.width or (128 if tiny else 512), t2v_frames=args.t2v_frames or (2 if tiny else 26),
+                    t2v_steps=args.t2v_steps or (2 if tiny else 8), i2v_steps=args.i2v_steps or (2 if tiny else 16),
+                    compile=args.compile or compile_requested())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    s = settings_from(args)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def save(report: dict[str, Any]) -> None:
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+    log(title(s))
+    report = benchmark(s, args.parts, args.check, log, save)
+    print(table(report, s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The benchmark script on tiny models: it runs both modes, prints its table and writes its JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+MODES = ("baseline", "fast")
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "HUMMINGBIRD_COMPILE": "0"}
+    return subprocess.run([sys.executable, "-m", "benchmarks.bench", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_tiny_run_writes_report(tmp_path) -> None:
+    out = tmp_path / "bench.json"
+    proc = _bench("--tiny", "--device", "cpu", "--parts", "t2v09,e2e", "--runs", "1", "--warmup", "1", "--check",
+                  "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["device"] == "cpu" and report["torch"] and report["cuda"] is None
+    settings = report["settings"]
+    assert settings["tiny"] and settings["parts"] == ["t2v09", "e2e"] and settings["compile"] is False
+    assert (settings["runs"], settings["warmup"], settings["fast_dtype"]) == (1, 1, "float32")
+    assert set(report["check"]) == {"dtype", "unet_rel_l2", "vae_rel_l2"}
+    assert 0 <= report["check"]["unet_rel_l2"] < 0.05 and 0 <= report["check"]["vae_rel_l2"] < 0.05
+    assert list(report["results"]) == ["t2v09", "e2e-t2v", "e2e-i2v"]
+    for name, row in report["results"].items():
+        assert row["part"] == ("t2v09" if name == "t2v09" else "e2e") and row["gflop"] > 0
+        for mode in MODES:
+            result = row[mode]
+            assert len(result["times_ms"]) == 1 and result["median_ms"] == result["times_ms"][0] > 0
+            assert result["tflops"] > 0 and result["peak_mb"] is None
+        assert row["speedup"] == row["baseline"]["median_ms"] / row["fast"]["median_ms"]
+    table = proc.stdout.splitlines()
+    assert "TINY" in table[0] and "speed-up" in table[1]
+    assert [line.split()[0] for line in table[3:]] == ["t2v09", "e2e-t2v", "e2e-i2v"]
+
+
+def test_bad_arguments_are_refused() -> None:
+    proc = _bench("--tiny", "--parts", "t2v09,upscale")
+    assert proc.returncode == 2 and "parts must be" in proc.stderr
+    proc = _bench("--device", "cpu", "--check")
+    assert proc.returncode == 2 and "--check at the release sizes needs a GPU" in proc.stderr

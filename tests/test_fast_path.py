@@ -1,0 +1,169 @@
+"""The fast path: reference attention, bf16 tolerance, GroupNorm+SiLU fusion, optimize() and regional compile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, UpDecoderBlock2D
+
+from hummingbird import fast
+from hummingbird.configs import I2V_TINY, T2V_TINY
+from hummingbird.pipelines import T2VPipeline
+from hummingbird.sr import RRDB, RRDBNet, Upscaler
+from hummingbird.unet import (GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer, TemporalTransformer,
+                              attention_backend)
+from hummingbird.vae import build_vae, decode_latents
+
+BF16_TOLERANCE = 0.05  # relative L2 error of bf16 against float32 (U-Net output, decoded frames)
+SMALL = dict(frames=3, height=64, width=64, steps=2)
+
+
+def _unet(config: dict[str, Any]) -> HummingbirdUNet:
+    torch.manual_seed(0)
+    unet = HummingbirdUNet(**config).eval().requires_grad_(False)
+    for name, param in unet.named_parameters():
+        if "temopral_conv.conv4" in name:  # zero-initialised: would hide the temporal convolutions
+            param.normal_(0, 0.05)
+    return unet
+
+
+def _inputs(config: dict[str, Any], frames: int = 3) -> dict[str, torch.Tensor]:
+    """16x16 latents: at 8x8 the deepest level is 1x1 and its GroupNorms of two values amplify any rounding."""
+    gen = torch.Generator().manual_seed(1)
+    inputs = dict(x=torch.randn(1, config["in_channels"], frames, 16, 16, generator=gen), timesteps=torch.tensor([500]),
+                  context=torch.randn(1, 77 + 16 * frames, config["context_dim"], generator=gen))
+    if config.get("time_cond_proj_dim"):
+        inputs["timestep_cond"] = torch.randn(1, config["time_cond_proj_dim"], generator=gen)
+    return inputs
+
+
+def _relative_l2(reference: torch.Tensor, value: torch.Tensor) -> float:
+    return float((value.double() - reference.double()).norm() / reference.double().norm())
+
+
+@pytest.fixture(scope="module", params=["t2v", "i2v"])
+def unet_case(request) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.Tensor]:
+    """(U-Net config, inputs, float32 output with SDPA)."""
+    config = (T2V_TINY if request.param == "t2v" else I2V_TINY).unet
+    inputs = _inputs(config)
+    with torch.no_grad():
+        return config, inputs, _unet(config)(**inputs)
+
+
+def test_reference_attention_equals_sdpa_in_float32(unet_case) -> None:
+    config, inputs, expected = unet_case
+    with torch.no_grad(), attention_backend("reference"):
+        got = _unet(config)(**inputs)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_backend_is_scoped_and_checked() -> None:
+    from hummingbird import unet as unet_module
+
+    with attention_backend("reference"):
+        assert unet_module._attention_backend == "reference"
+    assert unet_module._attention_backend == "sdpa"
+    with pytest.raises(ValueError, match="sdpa, reference"):
+        with attention_backend("xformers"):
+            pass
+
+
+def test_bf16_unet_stays_within_tolerance(unet_case) -> None:
+    config, inputs, expected = unet_case
+    with torch.no_grad():
+        got = torch.nn.Module.to(_unet(config), dtype=torch.bfloat16)(**inputs)
+    assert got.dtype == torch.float32
+    assert _relative_l2(expected, got) < BF16_TOLERANCE
+
+
+def test_bf16_decode_stays_within_tolerance() -> None:
+    torch.manual_seed(0)
+    vae = build_vae(T2V_TINY.vae)
+    latents = torch.randn(1, 4, 2, 8, 8)
+    expected = decode_latents(vae, latents, 0.18215)
+    got = decode_latents(vae.to(torch.bfloat16), latents, 0.18215)
+    assert _relative_l2(expected, got) < BF16_TOLERANCE
+
+
+def test_fused_norm_silu_is_bit_identical_in_float32(unet_case) -> None:
+    config, inputs, expected = unet_case
+    fused = _unet(config)
+    keys = list(fused.state_dict())
+    res_blocks = sum(isinstance(m, ResBlock) for m in fused.modules())
+    assert fast.fuse_norm_silu(fused) == 2 * res_blocks + 4 * res_blocks + 1  # in/out, 4 temporal convs, out
+    assert fast.fuse_norm_silu(fused) == 0
+    assert list(fused.state_dict()) == keys
+    assert isinstance(fused.out[0], GroupNormSiLU) and isinstance(fused.out[1], torch.nn.Identity)
+    with torch.no_grad():
+        assert torch.equal(fused(**inputs), expected)
+
+
+def test_optimize_without_compile_is_output_identical() -> None:
+    pipe = T2VPipeline.tiny(device="cpu")
+    before = pipe("a corgi", seed=3, **SMALL)
+    assert fast.optimize(pipe, compile=False) is pipe
+    after = pipe("a corgi", seed=3, **SMALL)
+    assert np.array_equal(before.frames, after.frames)
+    assert torch.equal(before.latents, after.latents)
+
+
+def test_optimize_compiles_regions_lazily_and_keeps_keys(monkeypatch) -> None:
+    monkeypatch.setenv(fast.COMPILE_ENV, "1")
+    pipe = T2VPipeline.tiny(device="cpu")
+    keys = list(pipe.unet.state_dict()), list(pipe.vae.state_dict())
+    fast.optimize(pipe)  # compile=None follows the environment; nothing is compiled before the first call
+    assert (list(pipe.unet.state_dict()), list(pipe.vae.state_dict())) == keys
+    compiled = [m for m in pipe.unet.modules() if m._compiled_call_impl is not None]
+    expected = [m for m in pipe.unet.modules() if isinstance(m, (ResBlock, SpatialTransformer, TemporalTransformer))]
+    assert compiled == expected and compiled
+    assert all(isinstance(m, (UNetMidBlock2D, UpDecoderBlock2D))
+               for m in pipe.vae.modules() if m._compiled_call_impl is not None)
+    assert all(m._compiled_call_impl is None for m in pipe.vae.encoder.modules())
+    assert any(isinstance(m, GroupNormSiLU) for m in pipe.unet.modules())
+
+
+def test_compile_switch_and_modes(monkeypatch) -> None:
+    monkeypatch.delenv(fast.COMPILE_ENV, raising=False)
+    assert not fast.compile_requested()
+    monkeypatch.setenv(fast.COMPILE_ENV, "true")
+    assert fast.compile_requested()
+    with pytest.raises(ValueError, match="mode"):
+        fast.optimize(torch.nn.Linear(2, 2), mode="fastest")
+    with pytest.raises(TypeError, match="nothing to optimize"):
+        fast.optimize(object())
+
+
+def test_sr_regions_and_channels_last() -> None:
+    torch.manual_seed(0)
+    net = RRDBNet(num_feat=8, num_block=2, num_grow_ch=4).eval()
+    assert fast.regions(net) == list(net.body)
+    assert all(isinstance(m, RRDB) for m in fast.regions(net))
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        expected = net(x)
+        got = fast.channels_last(net)(x)
+    assert net.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_optimize_takes_an_upscaler() -> None:
+    upscaler = Upscaler(RRDBNet(num_feat=8, num_block=1, num_grow_ch=4), "hummingbird", "cpu")
+    frames = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    before = upscaler(frames)
+    assert fast.networks(upscaler) == [upscaler.net]
+    assert np.array_equal(fast.optimize(upscaler, compile=False)(frames), before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fast_path_matches_cpu_float32(unet_case) -> None:
+    config, inputs, expected = unet_case
+    gpu = fast.optimize(torch.nn.Module.to(_unet(config), "cuda", torch.bfloat16), compile=False)
+    with torch.no_grad():
+        got = gpu(**{k: v.cuda() for k, v in inputs.items()}).cpu()
+        with attention_backend("reference"), torch.autocast("cuda", torch.float16):
+            reference = _unet(config).cuda()(**{k: v.cuda() for k, v in inputs.items()}).cpu()
+    assert _relative_l2(expected, got) < BF16_TOLERANCE
+    assert _relative_l2(expected, reference) < BF16_TOLERANCE
