@@ -33,11 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hummingbird import configs
 from hummingbird.configs import ModelConfig
-from hummingbird.denoisers import i2v_predictor
 from hummingbird.fast import compile_requested, optimize
 from hummingbird.image import ImageConditioner
 from hummingbird.pipelines import GenerationResult, I2VPipeline, T2VPipeline, default_dtype, default_i2v_schedule
-from hummingbird.schedulers import DDIMSampler, denoise
 from hummingbird.sr import RRDBNet, Upscaler
 from hummingbird.text import TextEncoder
 from hummingbird.unet import HummingbirdUNet, attention_backend, guidance_embedding
@@ -49,7 +47,7 @@ CHECK_DTYPE = torch.bfloat16  # the GPU fast path's dtype, also checked on CPU
 PROMPT = "A cute happy Corgi playing in park, sunset, animated style."
 HUMMINGBIRD_VSR = dict(num_feat=32, num_block=10, num_grow_ch=16, scale=4)
 TINY_VSR = dict(num_feat=8, num_block=1, num_grow_ch=4, scale=4)
-T2V_07B_TINY = configs.T2V_TINY.replace(name="t2v-0.7b-tiny", unet=dict(configs.T2V_TINY.unet, middle_block=False))
+T2V_07B_TINY = configs.T2V_TINY.replace(name="t2v-0.7b-tiny", unet=dict(configs.T2V_TINY.unet, use_middle_block=False))
 
 Run = Callable[[], Any]
 Case = Iterator[tuple[str, Run]]  # yields (mode, run) for each of MODES, in order
@@ -157,14 +155,7 @@ class BaselineT2V(_PerFrameDecode, T2VPipeline):
 class BaselineI2V(_PerFrameDecode, I2VPipeline):
     """I2V as the reference runs it: per-frame VAE decode and two U-Net calls per CFG step."""
 
-    @torch.no_grad()
-    def sample(self, cond: torch.Tensor, uncond: torch.Tensor, image_latent: torch.Tensor, x_T: torch.Tensor,
-               noises: Sequence[torch.Tensor], steps: int, guidance: float, guidance_rescale: float, fps: int,
-               eta: float, on_step: Callable[..., None] | None = None) -> torch.Tensor:
-        sampler = DDIMSampler(self.schedule["alphas_cumprod"], steps, eta, self.schedule.get("scale_arr"))
-        predict = i2v_predictor(self.unet, cond, uncond, image_latent, fps, guidance, guidance_rescale,
-                                batched_cfg=False)
-        return denoise(sampler, predict, x_T.to(self.device), [n.to(self.device) for n in noises], on_step)
+    batched_cfg = False
 
 
 def baseline_t2v(s: Settings) -> BaselineT2V:

@@ -520,7 +520,7 @@ def infer_unet_config(sd: StateDict) -> dict[str, Any]:
         temporal_attention=temporal + "norm.weight" in sd,
         temporal_selfatt_only=_temporal_self_only(sd, temporal),
         addition_attention=True, fps_cond="fps_embedding.0.weight" in sd,
-        default_fps=24 if image_attention else 8, middle_block=any(k.startswith("middle_block.") for k in sd))
+        default_fps=24 if image_attention else 8, use_middle_block=any(k.startswith("middle_block.") for k in sd))
     if any(w % mc for w in widths):
         raise CheckpointError(f"unet: level widths {widths} are not multiples of model_channels {mc}")
     if "time_cond_proj.weight" in sd:
@@ -580,13 +580,13 @@ _SHAPE_KEYS: dict[str, tuple[str, ...]] = {
     "unet": ("in_channels", "out_channels", "model_channels", "channel_mult", "num_res_blocks",
              "attention_resolutions", "num_head_channels", "transformer_depth", "context_dim", "use_linear",
              "temporal_conv", "temporal_attention", "fps_cond", "time_cond_proj_dim", "image_cross_attention",
-             "middle_block"),
+             "use_middle_block"),
     "vae": ("z_channels", "in_channels", "out_ch", "ch", "ch_mult", "num_res_blocks", "embed_dim", "double_z"),
     "text": ("context_length", "vocab_size", "width", "layers"),
     "vision": ("layers", "width", "patch_size", "image_size"),
     "resampler": ("dim", "depth", "embedding_dim", "output_dim", "ff_mult"),
 }
-_UNET_DEFAULTS = {"time_cond_proj_dim": None, "image_cross_attention": False, "middle_block": True}
+_UNET_DEFAULTS = {"time_cond_proj_dim": None, "image_cross_attention": False, "use_middle_block": True}
 
 
 def infer_config(components: dict[str, StateDict], config: ModelConfig | None = None) -> ModelConfig:
@@ -800,4 +800,4 @@ def _config_summary(components: dict[str, StateDict]) -> str:
     except CheckpointError as exc:
         return f"not inferred ({exc})"
     return f"{config.name} ({config.task}, U-Net model_channels {config.unet['model_channels']}, " \
-           f"channel_mult {config.unet['channel_mult']}, middle block {config.unet['middle_block']})"
+           f"channel_mult {config.unet['channel_mult']}, middle block {config.unet['use_middle_block']})"

@@ -2,7 +2,7 @@
 
 A :class:`ModelConfig` bundles the configuration of every component of one release, in the official
 vocabulary: ``unet`` holds :class:`~hummingbird.unet.HummingbirdUNet` keyword arguments (the yaml
-``unet_config.params`` names plus ``middle_block``), ``vae`` the LDM ``ddconfig``, ``text`` and
+``unet_config.params`` names plus ``use_middle_block``), ``vae`` the LDM ``ddconfig``, ``text`` and
 ``vision`` the OpenCLIP ``text_cfg`` / ``vision_cfg``, ``resampler`` the I2V image projector params.
 """
 
@@ -83,7 +83,7 @@ def unet_params_from_official(params: dict[str, Any], target: str = "") -> dict[
         if key == "default_fs":
             key = "default_fps"
         out[key] = list(value) if isinstance(value, tuple) else value
-    out.setdefault("middle_block", "_07B" not in target)
+    out.setdefault("use_middle_block", "_07B" not in target)
     return out
 
 
@@ -102,15 +102,15 @@ _OPENCLIP_H_VISION: dict[str, Any] = dict(image_size=224, layers=32, width=1280,
 
 T2V_09B = ModelConfig(
     name="t2v-0.9b",
-    unet=dict(_UNET_COMMON, in_channels=4, default_fps=8, time_cond_proj_dim=256, middle_block=True),
+    unet=dict(_UNET_COMMON, in_channels=4, default_fps=8, time_cond_proj_dim=256, use_middle_block=True),
     vae=dict(_SD_VAE), text=dict(_OPENCLIP_H_TEXT))
 
-T2V_07B = T2V_09B.replace(name="t2v-0.7b", unet=dict(T2V_09B.unet, middle_block=False))
+T2V_07B = T2V_09B.replace(name="t2v-0.7b", unet=dict(T2V_09B.unet, use_middle_block=False))
 
 I2V_09B = ModelConfig(
     name="i2v-0.9b",
     unet=dict(_UNET_COMMON, in_channels=8, default_fps=24, image_cross_attention=True, dropout=0.1,
-              middle_block=True),
+              use_middle_block=True),
     vae=dict(_SD_VAE), text=dict(_OPENCLIP_H_TEXT), vision=dict(_OPENCLIP_H_VISION),
     resampler=dict(dim=1024, depth=4, dim_head=64, heads=12, num_queries=16, embedding_dim=1280,
                    output_dim=1024, ff_mult=4, video_length=16))
@@ -123,12 +123,12 @@ _TEXT_TINY: dict[str, Any] = dict(_OPENCLIP_H_TEXT, width=32, heads=2, layers=3)
 
 T2V_TINY = ModelConfig(
     name="t2v-tiny",
-    unet=dict(_UNET_TINY, in_channels=4, default_fps=8, time_cond_proj_dim=256, middle_block=True),
+    unet=dict(_UNET_TINY, in_channels=4, default_fps=8, time_cond_proj_dim=256, use_middle_block=True),
     vae=_VAE_TINY, text=_TEXT_TINY)
 
 I2V_TINY = ModelConfig(
     name="i2v-tiny",
-    unet=dict(_UNET_TINY, in_channels=8, default_fps=24, image_cross_attention=True, middle_block=True),
+    unet=dict(_UNET_TINY, in_channels=8, default_fps=24, image_cross_attention=True, use_middle_block=True),
     vae=_VAE_TINY, text=_TEXT_TINY,
     vision=dict(image_size=224, layers=2, width=32, head_width=16, patch_size=14),
     resampler=dict(dim=32, depth=2, dim_head=8, heads=4, num_queries=16, embedding_dim=32, output_dim=32,

@@ -340,7 +340,7 @@ class HummingbirdUNet(ModelMixin, ConfigMixin):
     """The Hummingbird 3-D U-Net. ``forward(x, timesteps, context, fps, timestep_cond) -> [B, 4, F, h, w]``.
 
     T2V: epsilon-prediction with a guidance embedding (``time_cond_proj_dim=256``); the 0.7B has
-    ``middle_block=False``. I2V: v-prediction, 8 input channels, decoupled image cross-attention.
+    ``use_middle_block=False``. I2V: v-prediction, 8 input channels, decoupled image cross-attention.
     """
 
     @register_to_config
@@ -351,7 +351,7 @@ class HummingbirdUNet(ModelMixin, ConfigMixin):
                  temporal_conv: bool = True, temporal_attention: bool = True, temporal_selfatt_only: bool = True,
                  addition_attention: bool = True, fps_cond: bool = True, default_fps: int = 8,
                  time_cond_proj_dim: int | None = None, image_cross_attention: bool = False,
-                 middle_block: bool = True, dropout: float = 0.0) -> None:
+                 use_middle_block: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
         _check_config(model_channels, channel_mult, num_head_channels, temporal_selfatt_only)
         emb_channels = 4 * model_channels
@@ -368,7 +368,7 @@ class HummingbirdUNet(ModelMixin, ConfigMixin):
                                                            transformer_depth, use_linear=False))
         skip_channels = self._build_input_blocks(factory)
         ch = skip_channels[-1]
-        if middle_block:
+        if use_middle_block:
             self.middle_block = UNetBlock(factory.res(ch, ch), *factory.attention(ch), factory.res(ch, ch))
         self.output_blocks = nn.ModuleList(self._output_blocks(factory, skip_channels))
         ch = channel_mult[0] * model_channels
@@ -428,7 +428,7 @@ class HummingbirdUNet(ModelMixin, ConfigMixin):
             if index == 0 and self.config.addition_attention:
                 h = self.init_attn(h, emb, context, frames)
             skips.append(h)
-        middle = self._modules.get("middle_block")  # not self.middle_block: that name is also a config key
+        middle = self._modules.get("middle_block")  # absent in the 0.7B
         if middle is not None:
             h = middle(h, emb, context, frames)
         for block in self.output_blocks:

@@ -120,11 +120,11 @@ def test_bfloat16_forward_stays_close_to_float32() -> None:
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
-    model = _tiny(dict(T2V_TINY.unet, middle_block=False))
+    model = _tiny(dict(T2V_TINY.unet, use_middle_block=False))
     model.save_pretrained(tmp_path)
     assert (tmp_path / "diffusion_pytorch_model.safetensors").is_file()
     loaded = HummingbirdUNet.from_pretrained(tmp_path)
-    assert not loaded.config.middle_block and "middle_block" not in dict(loaded.named_children())
+    assert not loaded.config.use_middle_block and "middle_block" not in dict(loaded.named_children())
     inputs = _t2v_inputs()
     with torch.no_grad():
         assert torch.equal(loaded(**inputs), model(**inputs))
