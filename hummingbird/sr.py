@@ -258,6 +258,9 @@ class Upscaler:
         self.name = name
         gpu = self.device.type != "cpu"
         self.max_pixels_per_batch = max_pixels_per_batch or (MAX_PIXELS_GPU if gpu else MAX_PIXELS_CPU)
+        from hummingbird.fast import optimize  # here, not at the top: fast imports this module
+
+        optimize(self)  # channels-last + cuDNN autotuning on GPU; regional compile with HUMMINGBIRD_COMPILE=1
 
     @classmethod
     def load(cls, model: str = "auto", weights: str | Path | None = None, device: torch.device | str | None = None,
