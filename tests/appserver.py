@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,9 +38,30 @@ def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"the app did not start within {START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
 
 
+@dataclass(frozen=True)
+class AppServer:
+    """A running app: its URL, process, log file and working directory (Gradio's cache is ``workdir/gradio``)."""
+
+    url: str
+    proc: subprocess.Popen
+    log: Path
+    workdir: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def cache(self) -> Path:
+        return self.workdir / "gradio"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
 @contextmanager
-def running_app(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``python app.py ARGS`` bound to 127.0.0.1 on a free port; yield its URL; stop it afterwards.
+def running_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[AppServer]:
+    """Run ``python app.py ARGS`` bound to 127.0.0.1 on a free port; yield it; stop it afterwards.
 
     Gradio's cache and any example cache live under ``workdir`` (the working directory of the app).
     """
@@ -54,7 +76,7 @@ def running_app(workdir: Path, *args: str, env: dict[str, str] | None = None) ->
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_serving(url, proc, log)
-        yield url
+        yield AppServer(url, proc, log, workdir)
     finally:
         proc.terminate()
         try:
@@ -62,3 +84,10 @@ def running_app(workdir: Path, *args: str, env: dict[str, str] | None = None) ->
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def running_app(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Like :func:`running_server`, yielding only the URL."""
+    with running_server(workdir, *args, env=env) as server:
+        yield server.url

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger("hummingbird.studio")
+
 
 class StudioError(Exception):
     """A failure explained to the user; the app shows ``message`` under ``title``."""
@@ -23,3 +27,10 @@ def sentence(error: BaseException) -> str:
     """An error's text as a sentence: capitalised, with a final full stop."""
     text = str(error).strip()
     return f"{text[:1].upper()}{text[1:]}{'' if text.endswith('.') else '.'}"
+
+
+def unexpected(error: Exception) -> StudioError:
+    """Log an unforeseen failure with its traceback (server side only) and explain it without internals."""
+    log.error("a request failed: %s", type(error).__name__, exc_info=error)
+    return StudioError(f"Something went wrong on the server ({type(error).__name__}). The app is still running: "
+                       "try again, or try other settings.", "Unexpected error")

@@ -20,7 +20,7 @@ from PIL import Image
 from hummingbird.image import load_image
 from hummingbird.pipelines import GenerationOutOfMemory, GenerationResult, NonFiniteOutput, ProgressEvent
 from hummingbird.studio import state
-from hummingbird.studio.errors import StudioError, sentence
+from hummingbird.studio.errors import Stopped, StudioError, sentence
 from hummingbird.studio.limits import MAX_UPSCALE_FRAMES, SR_SIZE_ARGS
 from hummingbird.studio.requests import I2VRequest, T2VRequest, UpscaleRequest
 from hummingbird.studio.results import Outcome, stem
@@ -107,6 +107,9 @@ def _guarded(run: Callable[[], Any]) -> Any:
     """Turn out-of-memory, invalid-output and missing-weights failures into errors a user can act on."""
     try:
         return run()
+    except Stopped:
+        free_memory()
+        raise
     except GenerationOutOfMemory as err:
         raise StudioError(sentence(err), "Out of memory") from None
     except torch.OutOfMemoryError:
@@ -219,7 +222,10 @@ def upscale_file(app: Studio, req: UpscaleRequest, session: str, progress: Progr
     progress = progress or _no_progress
     timings: dict[str, float] = {}
     if req.is_video:
-        frames, fps = _timed(timings, "read", lambda: read_video(req.path, max_frames=MAX_UPSCALE_FRAMES))
+        try:
+            frames, fps = _timed(timings, "read", lambda: read_video(req.path, max_frames=MAX_UPSCALE_FRAMES))
+        except ValueError as err:
+            raise StudioError(sentence(err), "Unreadable video") from None
     else:
         frames, fps = np.asarray(load_image(req.path))[None], 1.0
     settings: dict[str, Any] = {"task": "upscale", "input": f"{req.width}x{req.height}"}

@@ -33,9 +33,10 @@ def weights_message(kind: str, detail: str, variant: str = "0.9b") -> str:
 class ModelStore:
     """Loads each model once, on first use (the defaults at start-up), and remembers why one is unavailable."""
 
-    def __init__(self, tiny: bool, sources: dict[str, str | None]) -> None:
+    def __init__(self, tiny: bool, sources: dict[str, str | None], dtype: torch.dtype | None = None) -> None:
         self.tiny = tiny
         self.sources = sources
+        self.dtype = dtype  # None: each pipeline's default for its device
         self._loaded: dict[str, Any] = {}
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -43,9 +44,9 @@ class ModelStore:
         self.sr_note = ""
 
     @classmethod
-    def from_env(cls, tiny: bool) -> ModelStore:
+    def from_env(cls, tiny: bool, dtype: torch.dtype | None = None) -> ModelStore:
         """A store reading the weights sources from the ``HUMMINGBIRD_*_WEIGHTS`` variables."""
-        return cls(tiny, {kind: os.environ.get(name) or None for kind, name in ENV_WEIGHTS.items()})
+        return cls(tiny, {kind: os.environ.get(name) or None for kind, name in ENV_WEIGHTS.items()}, dtype)
 
     def _get(self, key: str, load: Callable[[], Any]) -> Any:
         """The model under ``key``, loading it once; a failure is remembered and reported every time."""
@@ -75,15 +76,15 @@ class ModelStore:
     def t2v(self, variant: str) -> T2VPipeline:
         """The T2V pipeline of ``variant`` ("0.9b" or "0.7b")."""
         if self.tiny:
-            return self._get(self.t2v_key(variant), T2VPipeline.tiny)
+            return self._get(self.t2v_key(variant), lambda: T2VPipeline.tiny(dtype=self.dtype))
         return self._get(self.t2v_key(variant),
-                         lambda: T2VPipeline.from_release(self.sources["t2v"], variant=variant))
+                         lambda: T2VPipeline.from_release(self.sources["t2v"], variant=variant, dtype=self.dtype))
 
     def i2v(self) -> I2VPipeline:
         """The I2V pipeline."""
         if self.tiny:
-            return self._get(self.i2v_key, I2VPipeline.tiny)
-        return self._get(self.i2v_key, lambda: I2VPipeline.from_release(self.sources["i2v"]))
+            return self._get(self.i2v_key, lambda: I2VPipeline.tiny(dtype=self.dtype))
+        return self._get(self.i2v_key, lambda: I2VPipeline.from_release(self.sources["i2v"], dtype=self.dtype))
 
     def loaded(self, key: str) -> Any | None:
         """The model under ``key`` if it is already loaded (never loads)."""

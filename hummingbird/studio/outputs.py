@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import threading
 import time
@@ -12,18 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ENV_TTL = "HUMMINGBIRD_OUTPUT_TTL"
-DEFAULT_TTL_S = 7200
-
-
-def ttl_from_env() -> int:
-    """Seconds an output folder is kept: ``HUMMINGBIRD_OUTPUT_TTL`` or two hours."""
-    raw = os.environ.get(ENV_TTL, "").strip()
-    if not raw:
-        return DEFAULT_TTL_S
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{ENV_TTL} must be a whole number of seconds (1 or more), got {raw!r}")
-    return int(raw)
+from hummingbird.studio.errors import StudioError
 
 
 def safe_name(text: str) -> str:
@@ -32,9 +20,10 @@ def safe_name(text: str) -> str:
 
 
 class OutputFolders:
-    """Folders ``root/<session>/<uuid>/``; those older than ``ttl_s`` are removed when new ones are made.
+    """Folders ``root/<session>/<uuid>/``; those older than ``ttl_s`` are removed whenever a new one is made.
 
-    A folder in use by a running job is never removed, however old.
+    A folder in use by a running request is never removed, however old; the folder of a request that fails
+    is removed at once, and so is one left empty (Gradio's own cache clean-up ages out the files it served).
     """
 
     def __init__(self, root: Path, ttl_s: float) -> None:
@@ -49,10 +38,17 @@ class OutputFolders:
         with self._lock:
             self.sweep()
             folder = self.root / safe_name(session) / uuid.uuid4().hex
-            folder.mkdir(parents=True)
+            try:
+                folder.mkdir(parents=True)
+            except OSError as err:
+                raise StudioError(f"The server could not store the result ({err.strerror or type(err).__name__}). "
+                                  "Try again in a moment.", "Server storage problem") from None
             self._active.add(folder)
         try:
             yield folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         finally:
             with self._lock:
                 self._active.discard(folder)
@@ -63,7 +59,7 @@ class OutputFolders:
         removed = 0
         for session in _folders(self.root):
             for folder in _folders(session):
-                if folder not in self._active and _age(folder, now) > self.ttl_s:
+                if folder not in self._active and (_empty(folder) or _age(folder, now) > self.ttl_s):
                     shutil.rmtree(folder, ignore_errors=True)
                     removed += 1
             with contextlib.suppress(OSError):  # only an empty folder can be removed
@@ -72,10 +68,10 @@ class OutputFolders:
 
 
 def _folders(path: Path) -> list[Path]:
-    """The sub-folders of ``path`` (none when it does not exist)."""
+    """The sub-folders of ``path`` (none when it is missing or not a folder)."""
     try:
         return [p for p in path.iterdir() if p.is_dir() and not p.is_symlink()]
-    except FileNotFoundError:
+    except OSError:
         return []
 
 
@@ -83,6 +79,14 @@ def _age(folder: Path, now: float) -> float:
     """Seconds since ``folder`` or anything directly in it last changed."""
     try:
         latest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
-    except FileNotFoundError:
+    except OSError:
         return 0.0
     return now - latest
+
+
+def _empty(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing (a missing folder counts as empty)."""
+    try:
+        return next(folder.iterdir(), None) is None
+    except OSError:
+        return True

@@ -9,17 +9,18 @@ from PIL import Image
 from hummingbird.image import preview
 from hummingbird.studio import fields, uploads
 from hummingbird.studio.limits import ASPECTS
+from hummingbird.studio.uploads import UploadPolicy
 
 NO_IMAGE = "Upload an image to see the exact frame the model will use."
 
 
-def frame_preview(image: Any, resolution: Any, aspect: Any) -> tuple[Image.Image | None, str]:
+def frame_preview(policy: UploadPolicy, image: Any, resolution: Any, aspect: Any) -> tuple[Image.Image | None, str]:
     """The frame cut from ``image`` for ``resolution`` and ``aspect``, and what happened to the image."""
     if not image:
         return None, NO_IMAGE
     try:
         height, width = fields.size(resolution)
-        picture = uploads.image_to_animate(image)
+        picture = uploads.image_to_animate(policy, image)
         fields.choice("aspect", aspect, [value for _, value in ASPECTS])
         frame = preview(picture, height, width, aspect)
     except ValueError as err:

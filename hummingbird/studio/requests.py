@@ -137,7 +137,7 @@ def check_i2v(app: Studio, image: Any, prompt: Any, steps: Any, frames: Any, res
     """Parse and check image-to-video settings; the request, or the problems per parameter."""
     lim, problems = app.limits, Problems()
     v = collect({
-        "image": lambda: uploads.image_to_animate(image),
+        "image": lambda: uploads.image_to_animate(app.uploads, image),
         "prompt": lambda: fields.text("prompt", prompt, required=False),
         "steps": lambda: fields.number("steps", steps, lim.i2v_steps),
         "frames": lambda: fields.number("frames", frames, lim.i2v_frames),
@@ -184,7 +184,7 @@ def _check_i2v_model(app: Studio, reneg: bool | None, problems: Problems) -> Non
 def check_upscale(app: Studio, media: Any, model: Any, size: Any) -> tuple[UpscaleRequest | None, Problems]:
     """Parse and check an upscale request (an uploaded video or image); the request, or the problems."""
     settings, problems = check_upscale_settings(app, model, size)
-    found = collect({"media": lambda: uploads.media_to_upscale(media)}, problems).get("media")
+    found = collect({"media": lambda: uploads.media_to_upscale(app.uploads, media)}, problems).get("media")
     if settings is None or found is None:
         return None, problems
     model, size = settings

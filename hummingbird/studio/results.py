@@ -73,6 +73,9 @@ def summary(outcome: Outcome) -> str:
         lines.append(f"Upscaled to {outcome.settings['upscale']['output']} (width x height).")
     if "seed" in outcome.settings:
         lines.append(f"Seed **{outcome.settings['seed']}**.")
+    if fallback := outcome.settings.get("precision_fallback"):
+        lines.append(f"The first try in {outcome.settings['dtype']} gave invalid values (NaN or infinity), so this "
+                     f"result was made in {fallback}.")
     if outcome.tiny:
         lines.insert(0, "⚠️ **Tiny random model: this output is noise** (the app runs in `--tiny` mode).\n\n")
     return " ".join(lines)

@@ -1,4 +1,4 @@
-"""What the event handlers share: the models, the UI limits, the output folders and the stop requests."""
+"""What the event handlers share: the models, the UI limits, output folders, upload rules and stop requests."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hummingbird.studio.limits import Limits
 from hummingbird.studio.models import ModelStore
 from hummingbird.studio.outputs import OutputFolders
 from hummingbird.studio.stops import StopRequests
+from hummingbird.studio.uploads import UploadPolicy
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Studio:
     models: ModelStore
     limits: Limits
     outputs: OutputFolders
+    uploads: UploadPolicy
     stops: StopRequests = field(default_factory=StopRequests)
 
 
