@@ -173,6 +173,12 @@ def _frame_table(path: Path, decode: bool, max_frames: int | None = None) -> tup
     return len(rows), float(1 / frame_time)
 
 
+def count_frames(path: str | os.PathLike, limit: int) -> int:
+    """Video frames in ``path``, counted from demuxed packets (no decoding) and at most ``limit + 1``: a cheap
+    first check that a file is not too long, before anything decodes it."""
+    return _frame_table(_existing(path), decode=False, max_frames=limit + 1)[0]
+
+
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[np.ndarray, float]:
     """Decode a video (or animated GIF) to uint8 RGB frames [F,H,W,3] (display orientation) and its fps.
 

@@ -277,7 +277,7 @@ def _wide_video(path: Path) -> None:
 BAD_MEDIA: list[tuple[str, bytes | Callable[[Path], Any], str]] = [
     ("broken.mp4", b"\0\0\0\x18ftypisom" + b"x" * 64, "neither an image nor a video"),
     ("noise.bin", bytes(range(256)) * 16, "neither an image nor a video"),
-    ("long.mp4", _long_video, "has 70 frames; at most 64"),
+    ("long.mp4", _long_video, "has more than 64 frames; at most 64"),
     ("wide.mp4", _wide_video, "1040x32 px; the longer side must be at most 1024"),
     ("wide.png", png_bytes(Image.new("RGB", (1100, 300))), "1100x300 px; the longer side must be at most 1024"),
 ]

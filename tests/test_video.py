@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hummingbird.video import VideoInfo, even_frames, probe_video, read_video, write_gif, write_mp4
+from hummingbird.video import VideoInfo, count_frames, even_frames, probe_video, read_video, write_gif, write_mp4
 
 
 def _frames(n: int, h: int, w: int) -> np.ndarray:
@@ -126,3 +126,10 @@ def test_truncated_mp4_is_an_error(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_video(tmp_path / "nope.mp4")
+
+
+def test_count_frames_stops_early_without_decoding(tmp_path):
+    frames = np.zeros((12, 16, 16, 3), np.uint8)
+    path = write_mp4(frames, tmp_path / "twelve.mp4", fps=8)
+    assert count_frames(path, limit=50) == 12
+    assert count_frames(path, limit=5) == 6

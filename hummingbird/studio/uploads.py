@@ -18,7 +18,7 @@ from PIL import Image
 
 from hummingbird.image import aspect_ratio, load_image
 from hummingbird.studio.limits import MAX_IMAGE_ASPECT, MAX_UPSCALE_FRAMES, MAX_UPSCALE_INPUT_SIDE, MIN_IMAGE_SIDE
-from hummingbird.video import probe_video
+from hummingbird.video import VideoInfo, count_frames, probe_video
 
 
 @dataclass(frozen=True)
@@ -107,11 +107,7 @@ def media_to_upscale(policy: UploadPolicy, value: Any) -> Media:
             raise ValueError(f"media cannot be used: {err}") from None
         frames, is_video = 1, False
     else:
-        try:
-            info = probe_video(path)
-        except (ValueError, FileNotFoundError):
-            raise ValueError("media is neither an image nor a video this app can read (is the file complete?)") \
-                from None
+        info = _probe(path)
         frames, height, width, is_video = info.frames, info.height, info.width, True
     if frames > MAX_UPSCALE_FRAMES:
         raise ValueError(f"media has {frames} frames; at most {MAX_UPSCALE_FRAMES} are upscaled at once")
@@ -132,3 +128,17 @@ def _is_image(path: Path) -> bool:
         return True
     except (OSError, SyntaxError, ValueError):
         return False
+
+
+def _probe(path: Path) -> VideoInfo:
+    """Stream facts of an uploaded video; one that is too long is refused before any frame is decoded."""
+    try:
+        too_long = count_frames(path, MAX_UPSCALE_FRAMES) > MAX_UPSCALE_FRAMES
+        info = None if too_long else probe_video(path)
+    except (ValueError, FileNotFoundError):
+        raise ValueError("media is neither an image nor a video this app can read (is the file complete?)") \
+            from None
+    if info is None:
+        raise ValueError(f"media has more than {MAX_UPSCALE_FRAMES} frames; at most {MAX_UPSCALE_FRAMES} are "
+                         "upscaled at once")
+    return info
