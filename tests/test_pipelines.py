@@ -183,3 +183,13 @@ def test_injected_oom_says_what_to_lower_and_the_next_run_works(i2v):
     with pytest.raises(torch.OutOfMemoryError, match="fewer frames, a smaller size"):
         i2v(image, "x", seed=1, **SMALL)
     assert i2v(image, "x", seed=1, **SMALL).frames.shape == (3, 64, 64, 3)
+
+
+def test_package_exports_the_entry_points():
+    import hummingbird
+
+    assert hummingbird.T2VPipeline is T2VPipeline and hummingbird.I2VPipeline is I2VPipeline
+    from hummingbird import Upscaler
+    from hummingbird.sr import Upscaler as direct
+
+    assert Upscaler is direct
