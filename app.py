@@ -29,7 +29,7 @@ import gradio as gr
 import torch
 
 from hummingbird.pipelines import MAX_PROMPT_CHARS, MAX_SEED
-from hummingbird.studio import jobs, requests, state, texts
+from hummingbird.studio import history, jobs, requests, state, texts
 from hummingbird.studio.config import Config
 from hummingbird.studio.errors import StudioError, unexpected
 from hummingbird.studio.examples import EXAMPLES_DIR, i2v_examples, t2v_prompts
@@ -230,6 +230,19 @@ def upscale_result(last: dict[str, Any] | None, model: str, size: str, request: 
     return _panel(outcome, request)
 
 
+def remember(last: dict[str, Any] | None, recent: list[dict[str, Any]] | None) -> tuple[Any, Any]:
+    """Add the result just shown to this session's history; the history and its gallery."""
+    with _explained():
+        recent = history.add(recent, last)
+        return recent, history.gallery(recent)
+
+
+def show_recent(recent: list[dict[str, Any]] | None, selected: gr.SelectData) -> str:
+    """The MP4 of the history entry just selected (shown again, not generated again)."""
+    with _explained():
+        return history.video_at(recent, selected.index)
+
+
 def request_stop(request: gr.Request = None) -> None:
     """Stop this client's running job at its next step and free the worker for the next request."""
     state.current().stops.request(_session(request))
@@ -285,6 +298,8 @@ class Results:
     snippet: gr.Code
     last: gr.State
     stop: gr.Button
+    recent: gr.State
+    gallery: gr.Gallery
     events: list[Any] = field(default_factory=list)
 
     @property
@@ -492,6 +507,8 @@ def _finish_event(event: Any, results: Results) -> None:
     results.events.append(event)
     shown = [results.compare, results.mp4, results.upscaled, results.gif]
     event.success(reveal, shown, shown, queue=False, api_visibility="private", show_progress="hidden")
+    event.success(remember, [results.last, results.recent], [results.recent, results.gallery], queue=False,
+                  api_visibility="private", show_progress="hidden")
 
 
 def _gpu_event_options(results: Results) -> dict[str, Any]:
@@ -517,8 +534,12 @@ def _results_panel() -> tuple[Results, gr.Button, Any, Any]:
     settings = gr.JSON(label="Settings")
     snippet = gr.Code(language="python", label="Reproduce with gradio_client", interactive=False)
     last = gr.State(None, time_to_live=STATE_SECONDS)
-    return (Results(video, summary, compare, mp4, upscaled, gif, settings, snippet, last, stop), upscale_btn,
-            sr_model, sr_size)
+    recent = gr.State([], time_to_live=STATE_SECONDS)  # this session's history (per session, never shared)
+    gallery = gr.Gallery(label="Your recent results", columns=4, height="auto", object_fit="contain",
+                         allow_preview=False, interactive=False, elem_id="recent-results")
+    gallery.select(show_recent, recent, video, queue=False, api_visibility="private", show_progress="hidden")
+    return (Results(video, summary, compare, mp4, upscaled, gif, settings, snippet, last, stop, recent, gallery),
+            upscale_btn, sr_model, sr_size)
 
 
 def build_ui() -> gr.Blocks:

@@ -84,3 +84,21 @@ def test_empty_prompt_is_refused_in_the_page(page: tuple[Page, list[str]], url: 
     tab.locator("#t2v-go").click()
     tab.get_by_text("prompt must not be empty").wait_for(timeout=TIMEOUT_MS)
     assert _outside(requests, url) == []
+
+
+def test_recent_results_gallery_is_newest_first(page: tuple[Page, list[str]], url: str) -> None:
+    tab, requests = page
+    tab.get_by_label("Prompt", exact=True).fill("A cute happy Corgi playing in park, sunset, animated style.")
+    tab.get_by_label("Randomize seed").first.uncheck()
+    seed = tab.get_by_label("Seed", exact=True).first
+    captions = tab.locator("#recent-results .caption-label")
+    for value, count in (("11", 1), ("22", 2)):
+        seed.fill(value)
+        tab.locator("#t2v-go").click()
+        tab.wait_for_function(PLAYING, arg=f"hummingbird_t2v_tiny_seed{value}_", timeout=TIMEOUT_MS)
+        captions.nth(count - 1).wait_for(timeout=TIMEOUT_MS)
+    texts = captions.all_inner_texts()
+    assert len(texts) == 2 and "seed 22" in texts[0] and "seed 11" in texts[1], texts
+    captions.nth(1).click()  # the older result plays again, without generating it again
+    tab.wait_for_function(PLAYING, arg="hummingbird_t2v_tiny_seed11_", timeout=TIMEOUT_MS)
+    assert _outside(requests, url) == []

@@ -38,7 +38,7 @@ class Outcome:
         """What the session keeps to upscale this result later without generating it again."""
         return {"frames": self.frames, "fps": self.fps, "stem": self.stem, "settings": self.settings,
                 "kind": self.kind, "device": self.device, "tiny": self.tiny, "api_calls": self.api_calls,
-                "mp4": self.mp4, "gif": self.gif, "still": self.still}
+                "mp4": self.mp4, "gif": self.gif, "still": self.still, "upscaled": self.upscaled}
 
     @classmethod
     def from_state(cls, last: dict[str, Any], folder: Path, api_calls: ApiCalls) -> Outcome:
