@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 import gradio as gr
 import torch
 
-from hummingbird.pipelines import MAX_PROMPT_CHARS, MAX_SEED
 from hummingbird.studio import history, jobs, requests, state, texts
 from hummingbird.studio.config import Config
 from hummingbird.studio.errors import StudioError, unexpected
@@ -42,6 +41,7 @@ from hummingbird.studio.results import Outcome, panel_values
 from hummingbird.studio.snippet import client_target
 from hummingbird.studio.state import Studio
 from hummingbird.studio.uploads import UploadPolicy
+from hummingbird.validation import MAX_PROMPT_CHARS, MAX_SEED
 
 ENV_TINY = "HUMMINGBIRD_TINY"
 CACHE_SWEEP_SECONDS = 3600  # Gradio's own cache (uploads) is checked this often

@@ -7,8 +7,6 @@ Every stage reports progress through ``callback(ProgressEvent)`` and its time in
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import secrets
 import time
@@ -19,12 +17,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL
 from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPVisionModel
 
-from hummingbird import __version__, checkpoints, configs, faults
+from hummingbird import __version__, checkpoints, configs, faults, pretrained
 from hummingbird.configs import ModelConfig
 from hummingbird.denoisers import i2v_predictor, t2v_predictor
 from hummingbird.fast import optimize
@@ -32,14 +29,11 @@ from hummingbird.image import ASPECT_MODES, ImageConditioner, Resampler, preproc
 from hummingbird.schedulers import MAX_T2V_STEPS, ConsistencySampler, DDIMSampler, denoise
 from hummingbird.text import TextEncoder
 from hummingbird.unet import HummingbirdUNet
+from hummingbird.validation import (MAX_FRAMES, MAX_I2V_STEPS, MAX_SEED, check_float, check_int, check_seed,
+                                    check_size, check_text)
 from hummingbird.vae import build_vae, decode_latents, encode_image, load_vae, to_uint8
-from hummingbird.weights import WeightsUnavailableError, is_converted_folder, resolve_i2v, resolve_t2v
+from hummingbird.weights import is_converted_folder, resolve_i2v, resolve_t2v
 
-MAX_FRAMES = 26
-MIN_SIDE, MAX_SIDE = 64, 1024
-MAX_SEED = 2**31 - 1
-MAX_PROMPT_CHARS = 2000
-MAX_I2V_STEPS = 100
 # Frames decoded at once per 320x512 of frame area (bounds VAE decode memory).
 DECODE_FRAMES_GPU, DECODE_FRAMES_CPU = 16, 4
 
@@ -82,52 +76,6 @@ def default_device() -> torch.device:
 def default_dtype(device: torch.device) -> torch.dtype:
     """bf16 on GPU (fp16 overflows in some activations of large frames), fp32 on CPU."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32
-
-
-# ---------------------------------------------------------------- validation
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if not _is_int(value):
-        raise ValueError(f"{name} must be a whole number between {low} and {high}, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-
-
-def _check_float(name: str, value: Any, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number between {low:g} and {high:g}, got {value!r}")
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value}")
-
-
-def _check_text(name: str, value: Any, required: bool) -> None:
-    if value is None and not required:
-        return
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be text, got {type(value).__name__}")
-    if required and not value.strip():
-        raise ValueError(f"{name} must not be empty")
-    if len(value) > MAX_PROMPT_CHARS:
-        raise ValueError(f"{name} is too long ({len(value)} characters; at most {MAX_PROMPT_CHARS}, "
-                         "and only the first 75 tokens are used)")
-    if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL characters")
-
-
-def _check_size(height: Any, width: Any) -> None:
-    for name, value in (("height", height), ("width", width)):
-        _check_int(name, value, MIN_SIDE, MAX_SIDE)
-        if value % 64:
-            raise ValueError(f"{name} must be a multiple of 64 (the U-Net downsamples the 1/8 latent three "
-                             f"times), got {value}; 320x512 is the trained size")
-
-
-def _check_seed(seed: Any) -> None:
-    if seed is not None:
-        _check_int("seed", seed, 0, MAX_SEED)
 
 
 # ---------------------------------------------------------------- shared machinery
@@ -238,8 +186,9 @@ class _Pipeline:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         entries = self._save_components(out)
-        _write_json(out / PIPELINE_INDEX, {"_class_name": type(self).__name__, "_hummingbird_version": __version__,
-                                           **entries, "config": self.config.to_dict()})
+        index = {"_class_name": type(self).__name__, "_hummingbird_version": __version__, **entries,
+                 "config": self.config.to_dict()}
+        pretrained.write_json(out / pretrained.PIPELINE_INDEX, index)
         return out
 
     @classmethod
@@ -247,7 +196,7 @@ class _Pipeline:
                         dtype: torch.dtype | None = None) -> "_Pipeline":
         """Load a folder written by :meth:`save_pretrained` (no release file needed)."""
         folder = Path(directory)
-        index = _read_index(folder, cls.__name__)
+        index = pretrained.read_index(folder, cls.__name__)
         config = ModelConfig.from_dict(index["config"])
         return cls(config, device=device, dtype=dtype, **cls._load_components(folder, config, index))
 
@@ -264,7 +213,7 @@ class _Pipeline:
         """Constructor arguments read from the subfolders written by :meth:`_save_components`."""
         unet = _build_unet(config.unet, load_file(folder / "unet" / SAFETENSORS_WEIGHTS_NAME))
         text = CLIPTextModel.from_pretrained(folder / "text_encoder").requires_grad_(False)
-        return {"unet": unet, "text_encoder": TextEncoder(text), "vae": _load_vae_folder(folder / "vae")}
+        return {"unet": unet, "text_encoder": TextEncoder(text), "vae": pretrained.load_vae_folder(folder / "vae")}
 
 
 def _fallback_dtypes(dtype: torch.dtype) -> list[torch.dtype]:
@@ -327,7 +276,7 @@ class T2VPipeline(_Pipeline):
                      dtype: torch.dtype | None = None) -> "T2VPipeline":
         """Load a release file (``09B_merged_all.pt`` / ``07B_merged_all.pt``), a folder written by
         ``convert`` or ``save_pretrained``, or the hub repo ``amd/AMD-Hummingbird-T2V`` (the default)."""
-        if _is_pretrained_folder(source):
+        if pretrained.is_pretrained_folder(source):
             return cls.from_pretrained(source, device, dtype)
         path = resolve_t2v(source, variant)
         stored_config, components = _read_release(path)
@@ -353,13 +302,13 @@ class T2VPipeline(_Pipeline):
     def validate(prompt: Any, steps: Any = 8, frames: Any = 26, height: Any = 320, width: Any = 512,
                  guidance: Any = 7.5, fps: Any = 8, seed: Any = None) -> None:
         """Raise ValueError with what is allowed when an argument is out of range."""
-        _check_text("prompt", prompt, required=True)
-        _check_int("steps", steps, 1, MAX_T2V_STEPS)
-        _check_int("frames", frames, 1, MAX_FRAMES)
-        _check_size(height, width)
-        _check_float("guidance", guidance, 0.0, 20.0)
-        _check_int("fps", fps, 1, 60)
-        _check_seed(seed)
+        check_text("prompt", prompt, required=True)
+        check_int("steps", steps, 1, MAX_T2V_STEPS)
+        check_int("frames", frames, 1, MAX_FRAMES)
+        check_size(height, width)
+        check_float("guidance", guidance, 0.0, 20.0)
+        check_int("fps", fps, 1, 60)
+        check_seed(seed)
 
     @torch.no_grad()
     def sample(self, context: torch.Tensor, latents: torch.Tensor, noises: Sequence[torch.Tensor], steps: int,
@@ -452,7 +401,7 @@ class I2VPipeline(_Pipeline):
         """Load ``stage_1.ckpt`` with the ``unet.pt`` / ``img_proj.pt`` overrides and ``reneg_checkpoint.bin``
         found beside it, a folder written by ``convert`` or ``save_pretrained``, or the hub repo
         ``amd/AMD-Hummingbird-I2V``."""
-        if _is_pretrained_folder(source):
+        if pretrained.is_pretrained_folder(source):
             return cls.from_pretrained(source, device, dtype)
         files = resolve_i2v(source)
         if isinstance(files, Path):
@@ -489,20 +438,20 @@ class I2VPipeline(_Pipeline):
                  seed: Any = None) -> None:
         """Raise ValueError with what is allowed when an argument is out of range (the image is checked
         when it is read)."""
-        _check_text("prompt", prompt, required=False)
-        _check_int("steps", steps, 1, MAX_I2V_STEPS)
-        _check_int("frames", frames, 1, MAX_FRAMES)
-        _check_size(height, width)
-        _check_float("guidance", guidance, 1.0, 20.0)
-        _check_float("guidance_rescale", guidance_rescale, 0.0, 1.0)
-        _check_int("fps", fps, 1, 60)
-        _check_float("eta", eta, 0.0, 1.0)
+        check_text("prompt", prompt, required=False)
+        check_int("steps", steps, 1, MAX_I2V_STEPS)
+        check_int("frames", frames, 1, MAX_FRAMES)
+        check_size(height, width)
+        check_float("guidance", guidance, 1.0, 20.0)
+        check_float("guidance_rescale", guidance_rescale, 0.0, 1.0)
+        check_int("fps", fps, 1, 60)
+        check_float("eta", eta, 0.0, 1.0)
         if not isinstance(reneg, bool):
             raise ValueError(f"reneg must be true or false, got {reneg!r}")
-        _check_text("negative_prompt", negative_prompt, required=False)
+        check_text("negative_prompt", negative_prompt, required=False)
         if aspect not in ASPECT_MODES:
             raise ValueError(f"aspect must be one of {', '.join(ASPECT_MODES)}, got {aspect!r}")
-        _check_seed(seed)
+        check_seed(seed)
 
     @torch.no_grad()
     def prepare_image(self, image: Any, height: int, width: int, aspect: str,
@@ -584,10 +533,11 @@ class I2VPipeline(_Pipeline):
         """The shared components plus the CLIP vision tower, Resampler, noise schedule and ReNeg (when loaded)."""
         entries = super()._save_components(out)
         self.image_conditioner.vision.save_pretrained(out / "image_encoder")
-        _save_tensors(out / "resampler", self.image_conditioner.resampler.state_dict(), self.config.resampler)
-        _save_tensors(out / "schedule", self.schedule)
+        pretrained.save_tensors(out / "resampler", self.image_conditioner.resampler.state_dict(),
+                                self.config.resampler)
+        pretrained.save_tensors(out / "schedule", self.schedule)
         if self.reneg is not None:
-            _save_tensors(out / "reneg", {checkpoints.TENSOR_KEY: self.reneg})
+            pretrained.save_tensors(out / "reneg", {checkpoints.TENSOR_KEY: self.reneg})
         return {**entries, "image_encoder": ["transformers", "CLIPVisionModel"],
                 "resampler": ["hummingbird.image", "Resampler"], "schedule": ["safetensors", "tensors"],
                 "reneg": ["safetensors", "tensors"] if self.reneg is not None else [None, None]}
@@ -598,19 +548,11 @@ class I2VPipeline(_Pipeline):
         vision = CLIPVisionModel.from_pretrained(folder / "image_encoder")
         with torch.device("meta"):
             resampler = Resampler(**config.resampler)
-        resampler.load_state_dict(_load_tensors(folder / "resampler"), strict=True, assign=True)
-        reneg = _load_tensors(folder / "reneg")[checkpoints.TENSOR_KEY] if index.get("reneg", [None])[0] else None
+        resampler.load_state_dict(pretrained.load_tensors(folder / "resampler"), strict=True, assign=True)
+        has_reneg = index.get("reneg", [None])[0] is not None
+        reneg = pretrained.load_tensors(folder / "reneg")[checkpoints.TENSOR_KEY] if has_reneg else None
         return {**parts, "image_conditioner": ImageConditioner(vision, resampler).eval(),
-                "schedule": _load_tensors(folder / "schedule"), "reneg": reneg}
-
-
-# ---------------------------------------------------------------- diffusers-style folders
-PIPELINE_INDEX = "model_index.json"
-TENSORS_FILE = "model.safetensors"
-
-
-def _is_pretrained_folder(source: str | os.PathLike | None) -> bool:
-    return source is not None and (Path(source) / PIPELINE_INDEX).is_file()
+                "schedule": pretrained.load_tensors(folder / "schedule"), "reneg": reneg}
 
 
 def load_pipeline(task: str, weights: str | os.PathLike | None, variant: str = "0.9b",
@@ -623,42 +565,3 @@ def load_pipeline(task: str, weights: str | os.PathLike | None, variant: str = "
     if task == "t2v":
         return T2VPipeline.from_release(weights, variant=variant, device=device)
     return I2VPipeline.from_release(weights, device=device)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-def _save_tensors(folder: Path, tensors: dict[str, torch.Tensor], config: dict[str, Any] | None = None) -> None:
-    """``model.safetensors`` in ``folder``, with ``config.json`` when a config is given."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({key: value.detach().cpu().contiguous() for key, value in tensors.items()}, folder / TENSORS_FILE)
-    if config is not None:
-        _write_json(folder / "config.json", config)
-
-
-def _load_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    return load_file(folder / TENSORS_FILE)
-
-
-def _read_index(folder: Path, class_name: str) -> dict[str, Any]:
-    """``model_index.json`` of ``folder``, checked to describe a ``class_name`` pipeline."""
-    path = folder / PIPELINE_INDEX
-    if not path.is_file():
-        raise WeightsUnavailableError(f"no {PIPELINE_INDEX} in {folder}: not a folder written by save_pretrained")
-    index = json.loads(path.read_text(encoding="utf-8"))
-    if index.get("_class_name") != class_name:
-        raise ValueError(f"{folder} holds a {index.get('_class_name')}; load it with "
-                         f"{index.get('_class_name')}.from_pretrained, not {class_name}.from_pretrained")
-    return index
-
-
-def _load_vae_folder(folder: Path) -> AutoencoderKL:
-    """The ``AutoencoderKL`` of ``folder``; one saved without encoder (decode-only) stays decode-only."""
-    weights = load_file(folder / SAFETENSORS_WEIGHTS_NAME)
-    with torch.device("meta"):
-        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder))
-    if not any(key.startswith("encoder.") for key in weights):
-        vae.encoder = vae.quant_conv = None
-    vae.load_state_dict(weights, strict=True, assign=True)
-    return vae.eval().requires_grad_(False)

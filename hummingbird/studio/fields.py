@@ -7,9 +7,9 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hummingbird.pipelines import MAX_PROMPT_CHARS, MAX_SEED
 from hummingbird.studio.errors import StudioError
 from hummingbird.studio.limits import NATIVE_SIZE, PROMPT_TOKENS, Range, fmt
+from hummingbird.validation import MAX_PROMPT_CHARS, MAX_SEED
 
 
 class Problems(dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hummingbird.pipelines import MAX_SEED
+from hummingbird.validation import MAX_SEED
 
 PROMPT_TOKENS = 75
 MIN_IMAGE_SIDE = 128
