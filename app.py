@@ -124,6 +124,19 @@ def _panel(outcome: Outcome, request: gr.Request | None) -> tuple[Any, ...]:
 
 
 # ============================================================================================ handlers
+def _generate(check: Callable[[Studio], tuple[Any, Problems]], run: Callable[..., Any], request: gr.Request | None,
+              progress: gr.Progress) -> tuple[Any, ...]:
+    """Check a generation request on the server, run it, and return the results panel plus the seed used."""
+    app = state.current()
+    with _explained():
+        req, problems = check(app)
+        if req is None:
+            raise InvalidSettings(problems)
+        _warn_long_prompt(req.prompt)
+        outcome = run(app, req, _session(request), progress)
+    return _panel(outcome, request) + (outcome.settings["seed"],)
+
+
 def text_to_video(prompt: str, variant: str, steps: int, frames: int, resolution: str, guidance: float, fps: int,
                   seed: int | None, randomize_seed: bool, upscale: bool, request: gr.Request = None,
                   progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
@@ -145,15 +158,9 @@ def text_to_video(prompt: str, variant: str, steps: int, frames: int, resolution
         The MP4, a summary, a before/after of the upscale, the MP4 / upscaled MP4 / GIF downloads, the settings
         card (with the seed used and per-stage timings), a gradio_client snippet, and internal state.
     """
-    app = state.current()
-    with _explained():
-        req, problems = requests.check_t2v(app, prompt, variant, steps, frames, resolution, guidance, fps, seed,
-                                           randomize_seed, upscale)
-        if req is None:
-            raise InvalidSettings(problems)
-        _warn_long_prompt(req.prompt)
-        outcome = jobs.text_to_video(app, req, _session(request), progress)
-    return _panel(outcome, request) + (outcome.settings["seed"],)
+    return _generate(lambda app: requests.check_t2v(app, prompt, variant, steps, frames, resolution, guidance, fps,
+                                                    seed, randomize_seed, upscale),
+                     jobs.text_to_video, request, progress)
 
 
 def image_to_video(image: str, prompt: str, steps: int, frames: int, resolution: str, guidance: float,
@@ -184,16 +191,10 @@ def image_to_video(image: str, prompt: str, steps: int, frames: int, resolution:
         The MP4, a summary, a before/after of the upscale, the MP4 / upscaled MP4 / GIF downloads, the settings
         card (with the seed used and per-stage timings), a gradio_client snippet, and internal state.
     """
-    app = state.current()
-    with _explained():
-        req, problems = requests.check_i2v(app, image, prompt, steps, frames, resolution, guidance,
-                                           guidance_rescale, motion_fps, playback_fps, eta, reneg, negative_prompt,
-                                           aspect, seed, randomize_seed, upscale)
-        if req is None:
-            raise InvalidSettings(problems)
-        _warn_long_prompt(req.prompt)
-        outcome = jobs.image_to_video(app, req, _session(request), progress)
-    return _panel(outcome, request) + (outcome.settings["seed"],)
+    return _generate(lambda app: requests.check_i2v(app, image, prompt, steps, frames, resolution, guidance,
+                                                    guidance_rescale, motion_fps, playback_fps, eta, reneg,
+                                                    negative_prompt, aspect, seed, randomize_seed, upscale),
+                     jobs.image_to_video, request, progress)
 
 
 def upscale_video(media: str, model: str, size: str, request: gr.Request = None,

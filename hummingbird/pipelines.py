@@ -252,6 +252,19 @@ def _new_seed(seed: int | None) -> int:
     return secrets.randbelow(MAX_SEED + 1) if seed is None else int(seed)
 
 
+def _loaded_core(config: ModelConfig, components: dict[str, Any]) -> dict[str, Any]:
+    """U-Net, text encoder and VAE built from release-layout state dicts (the parts both pipelines share)."""
+    return {"unet": _build_unet(config.unet, components["unet"]),
+            "text_encoder": TextEncoder.from_openclip_state_dict(components["text_encoder"], config.text),
+            "vae": load_vae(components["vae"], config.vae)}
+
+
+def _random_core(config: ModelConfig) -> dict[str, Any]:
+    """U-Net, text encoder and VAE with random weights (draws from the global RNG)."""
+    return {"unet": HummingbirdUNet(**config.unet), "text_encoder": TextEncoder.random(config.text),
+            "vae": build_vae(config.vae)}
+
+
 def _read_release(path: Path) -> tuple[ModelConfig | None, dict[str, Any]]:
     if is_converted_folder(path):
         return checkpoints.load_converted(path)
@@ -265,10 +278,7 @@ class T2VPipeline(_Pipeline):
     @classmethod
     def from_components(cls, config: ModelConfig, components: dict[str, dict[str, torch.Tensor]],
                         device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "T2VPipeline":
-        unet = _build_unet(config.unet, components["unet"])
-        text = TextEncoder.from_openclip_state_dict(components["text_encoder"], config.text)
-        vae = load_vae(components["vae"], config.vae)
-        return cls(config, unet, text, vae, device, dtype)
+        return cls(config, device=device, dtype=dtype, **_loaded_core(config, components))
 
     @classmethod
     def from_release(cls, source: str | os.PathLike | None = None, variant: str = "0.9b",
@@ -293,10 +303,8 @@ class T2VPipeline(_Pipeline):
         config = configs.T2V_TINY
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            unet = HummingbirdUNet(**config.unet)
-            text = TextEncoder.random(config.text)
-            vae = build_vae(config.vae)
-        return cls(config, unet, text, vae, device, dtype)
+            core = _random_core(config)
+        return cls(config, device=device, dtype=dtype, **core)
 
     @staticmethod
     def validate(prompt: Any, steps: Any = 8, frames: Any = 26, height: Any = 320, width: Any = 512,
@@ -384,16 +392,14 @@ class I2VPipeline(_Pipeline):
     @classmethod
     def from_components(cls, config: ModelConfig, components: dict[str, Any],
                         device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "I2VPipeline":
-        unet = _build_unet(config.unet, components["unet"])
-        text = TextEncoder.from_openclip_state_dict(components["text_encoder"], config.text)
-        vae = load_vae(components["vae"], config.vae)
         image = ImageConditioner.from_state_dicts(components["image_encoder"], components["resampler"],
                                                   config.vision, config.resampler)
         schedule = dict(default_i2v_schedule())
         schedule.update({k: v.float() for k, v in components.get("schedule", {}).items()
                          if k in ("alphas_cumprod", "scale_arr")})
         reneg = components.get("reneg", {}).get(checkpoints.TENSOR_KEY)
-        return cls(config, unet, text, vae, image, schedule, reneg, device, dtype)
+        return cls(config, image_conditioner=image, schedule=schedule, reneg=reneg, device=device, dtype=dtype,
+                   **_loaded_core(config, components))
 
     @classmethod
     def from_release(cls, source: str | os.PathLike | None = None, config: ModelConfig | None = None,
@@ -424,12 +430,11 @@ class I2VPipeline(_Pipeline):
         config = configs.I2V_TINY
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            unet = HummingbirdUNet(**config.unet)
-            text = TextEncoder.random(config.text)
-            vae = build_vae(config.vae)
+            core = _random_core(config)
             image = ImageConditioner.random(config.vision, config.resampler)
             reneg = torch.randn(1, 77, config.text["width"])
-        return cls(config, unet, text, vae, image, default_i2v_schedule(), reneg, device, dtype)
+        return cls(config, image_conditioner=image, schedule=default_i2v_schedule(), reneg=reneg, device=device,
+                   dtype=dtype, **core)
 
     @staticmethod
     def validate(image: Any = None, prompt: Any = "", steps: Any = 16, frames: Any = 16, height: Any = 320,

@@ -34,9 +34,10 @@ def check_t2v_checkpoint(fx: Fixture) -> None:
     call = fx.call
     pipe = T2VPipeline.from_release(path, config=_config(fx, "t2v-checkpoint-fixture"), device="cpu",
                                     dtype=torch.float32)
-    fx.compare("text_embeddings", pipe.encode_prompt([call["prompt"]]))
+    context = pipe.encode_prompt([call["prompt"]])
+    fx.compare("text_embeddings", context)
     denoised = []
-    latents = pipe.sample(pipe.encode_prompt([call["prompt"]]), fx["latents_init"], list(fx["noises"]),
+    latents = pipe.sample(context, fx["latents_init"], list(fx["noises"]),
                           call["num_inference_steps"], call["guidance_scale"], call["fps"],
                           lambda i, t, eps, x, x0: denoised.append(x0))
     fx.compare("denoised_steps", torch.stack(denoised))
