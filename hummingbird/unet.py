@@ -91,16 +91,27 @@ def _reference_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     return out.view(n, heads, *out.shape[1:])
 
 
+def group_norm_fp32_stats(norm: nn.GroupNorm, x: Tensor) -> Tensor:
+    """``norm(x)`` with float32 statistics, returned in the dtype of ``x``.
+
+    CUDA's half-precision GroupNorm kernels already accumulate in float32, so there ``x`` is normalised in its own
+    dtype (no float32 copy of the activations); elsewhere, and under autocast (the reference's way), ``x`` and the
+    affine parameters are upcast first.
+    """
+    if x.is_cuda and x.dtype in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled("cuda"):
+        return F.group_norm(x, norm.num_groups, norm.weight.to(x.dtype), norm.bias.to(x.dtype), norm.eps)
+    return F.group_norm(x.float(), norm.num_groups, norm.weight.float(), norm.bias.float(), norm.eps).to(x.dtype)
+
+
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 and cast back to the input dtype (ResBlock and output norms)."""
+    """GroupNorm with float32 statistics, in the input dtype (ResBlock and output norms)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(),
-                            self.eps).to(x.dtype)
+        return group_norm_fp32_stats(self, x)
 
 
 class GroupNormSiLU(GroupNorm32):
-    """GroupNorm then SiLU, both in float32, cast back once: one kernel under ``torch.compile``.
+    """GroupNorm then SiLU: one kernel under ``torch.compile``.
 
     Replaces a ``GroupNorm, SiLU`` pair (the SiLU becomes an Identity, so state-dict keys stay); in float32 the
     result is bit-identical to the pair.
@@ -114,8 +125,7 @@ class GroupNormSiLU(GroupNorm32):
         return fused
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.silu(F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(),
-                                   self.eps)).to(x.dtype)
+        return F.silu(group_norm_fp32_stats(self, x))
 
 
 class CrossAttention(nn.Module):
@@ -480,8 +490,11 @@ class HummingbirdUNet(ModelMixin, ConfigMixin):
 
 
 def _per_sample(value: Tensor | int | float, batch: int, name: str, device: torch.device) -> Tensor:
-    """A scalar or [B] value as a [B] tensor on ``device``."""
-    value = torch.as_tensor(value, device=device)
+    """A scalar or [B] value as a [B] tensor on ``device`` (a Python number is filled in on the device: no copy
+    from the host, so the call can be captured in a CUDA graph)."""
+    if not isinstance(value, Tensor):
+        return torch.full((batch,), value, device=device)
+    value = value.to(device)
     if value.ndim == 0:
         value = value.expand(batch)
     if tuple(value.shape) != (batch,):
