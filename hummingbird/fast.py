@@ -1,16 +1,21 @@
 """The fast path: :func:`optimize` puts a pipeline, an upscaler or a network on it, in place.
 
-bf16 weights, fused SDPA attention, batched classifier-free guidance and the chunked VAE decode are already the
-pipelines' defaults on GPU. On top of them :func:`optimize`, keeping every state-dict key:
+bf16 weights, fused SDPA attention, batched classifier-free guidance, GroupNorms in the activations' dtype on
+GPU (statistics still in float32) and the chunked VAE decode are already the pipelines' defaults on GPU. On top of
+them :func:`optimize`, keeping every state-dict key:
 
-- turns on cuDNN autotuning (process-wide) for CUDA networks: the VAE and SR convolutions run at fixed shapes;
-- makes SR networks channels-last on CUDA: plain convolution stacks without norms, and the fp16 tensor-core
-  convolutions of cuDNN are NHWC. The U-Net and VAE stay NCHW in eager mode, where every GroupNorm would copy a
-  channels-last activation back to NCHW; inside compiled regions inductor chooses the layout itself;
-- with ``compile`` (default: the environment variable ``HUMMINGBIRD_COMPILE=1``) fuses each GroupNorm+SiLU pair
-  (float32 statistics, as before) and compiles regionally: each repeated block class (U-Net ResBlocks and
-  transformers, the VAE decoder's blocks, RRDB blocks) is compiled once per input shape, not the whole graph;
-- ``mode="reduce-overhead"`` adds CUDA graphs to the compiled regions (off by default).
+- turns on cuDNN autotuning (process-wide) for CUDA networks: the convolutions run at fixed shapes;
+- stores SR networks channels-last on CUDA (``channels_last=True`` does it for every network): plain convolution
+  stacks without norms, and the fp16 tensor-core convolutions of cuDNN are NHWC;
+- with ``cuda_graphs`` (default: with ``compile``, or ``HUMMINGBIRD_CUDA_GRAPHS=1``) replays the U-Net from CUDA
+  graphs (:class:`GraphedForward`): one graph per input shape, captured at its first call on a CUDA device without
+  autograd, so one denoising step costs one launch instead of ~2,000. Eager bf16 kernels at the release sizes
+  keep the GPU busy anyway (graphs gained 2 % there, and capturing costs seconds per new shape); compiled ones
+  are short enough for the launches to show;
+- with ``compile`` (default: ``HUMMINGBIRD_COMPILE=1``) fuses each GroupNorm+SiLU pair (float32 statistics, as
+  before) and compiles regionally: each repeated block class (U-Net ResBlocks and transformers, the VAE decoder's
+  blocks, RRDB blocks) is compiled once per input shape, not the whole graph. ``mode="reduce-overhead"`` gives
+  the compiled regions their own CUDA graphs instead.
 
 Without compile the outputs are unchanged (bit for bit on CPU; on CUDA up to the rounding of the cuDNN algorithm
 that autotuning picks). FP8 is not used: it would need torchao.
@@ -18,48 +23,68 @@ that autotuning picks). FP8 is not used: it would need torchao.
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import Any, TypeVar
+import warnings
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 from diffusers import AutoencoderKL
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, UpDecoderBlock2D
 from torch import nn
+from torch.utils._pytree import tree_flatten, tree_map
 
 from hummingbird.sr import RRDB, RRDBNet, SRVGGNetCompact
-from hummingbird.unet import GroupNormSiLU, ResBlock, SpatialTransformer, TemporalTransformer
+from hummingbird.unet import GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer, TemporalTransformer
 
 COMPILE_ENV = "HUMMINGBIRD_COMPILE"
+CUDA_GRAPHS_ENV = "HUMMINGBIRD_CUDA_GRAPHS"
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Modules compiled as regions: every instance of a class shares its compiled code per input shape.
 REGION_TYPES = (ResBlock, SpatialTransformer, TemporalTransformer, UNetMidBlock2D, UpDecoderBlock2D, RRDB)
 # Distinct input shapes one region class may see: U-Net levels x skip widths x frame counts x CFG batch.
 RECOMPILE_LIMIT = 64
+MAX_GRAPHS = 2  # CUDA graphs kept per network (each holds the activation memory of one call shape)
 
 Target = TypeVar("Target")
+_SWITCH_ON, _SWITCH_OFF = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def compile_requested() -> bool:
-    """Whether ``HUMMINGBIRD_COMPILE`` asks for ``torch.compile`` (1, true, yes or on)."""
-    return os.environ.get(COMPILE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    """Whether ``HUMMINGBIRD_COMPILE`` asks for ``torch.compile`` (1, true, yes or on; default off)."""
+    return os.environ.get(COMPILE_ENV, "").strip().lower() in _SWITCH_ON
 
 
-def optimize(target: Target, compile: bool | None = None, mode: str | None = None) -> Target:
+def cuda_graphs_requested(compile: bool) -> bool:
+    """Whether CUDA graphs are wanted: as ``HUMMINGBIRD_CUDA_GRAPHS`` says (1/0, true/false, yes/no, on/off), else
+    with ``compile`` only (eager kernels are long enough to hide the launches; compiled ones are not)."""
+    value = os.environ.get(CUDA_GRAPHS_ENV, "").strip().lower()
+    return value in _SWITCH_ON or (compile and value not in _SWITCH_OFF)
+
+
+def optimize(target: Target, compile: bool | None = None, mode: str | None = None,
+             cuda_graphs: bool | None = None, channels_last: bool | None = None) -> Target:
     """Put ``target`` (a pipeline, an ``Upscaler`` or an ``nn.Module``) on the fast path in place; return it.
 
-    ``compile`` None follows ``HUMMINGBIRD_COMPILE``; ``mode`` is the ``torch.compile`` mode of the regions.
+    ``compile`` None follows ``HUMMINGBIRD_COMPILE``, ``cuda_graphs`` None :func:`cuda_graphs_requested`; ``mode``
+    is the ``torch.compile`` mode of the regions; ``channels_last`` None means SR networks only.
     """
     if mode not in COMPILE_MODES:
         raise ValueError(f"mode must be one of {COMPILE_MODES}, got {mode!r}")
     compile = compile_requested() if compile is None else compile
+    cuda_graphs = cuda_graphs_requested(compile) if cuda_graphs is None else cuda_graphs
     for network in networks(target):
         if _device(network).type == "cuda":
             torch.backends.cudnn.benchmark = True
-            if isinstance(network, (RRDBNet, SRVGGNetCompact)):
-                channels_last(network)
+            if channels_last or (channels_last is None and isinstance(network, (RRDBNet, SRVGGNetCompact))):
+                to_channels_last(network)
         if compile:
             fuse_norm_silu(network)
             compile_regions(network, mode)
+        if cuda_graphs and mode != "reduce-overhead" and isinstance(network, HummingbirdUNet):
+            GraphedForward.install(network)
     return target
 
 
@@ -75,9 +100,13 @@ def networks(target: Any) -> list[nn.Module]:
     return found
 
 
-def channels_last(network: nn.Module) -> nn.Module:
-    """Store the 4-D weights channels-last (NHWC), in place: the convolutions then run and return NHWC."""
-    return network.to(memory_format=torch.channels_last)
+def to_channels_last(network: nn.Module) -> nn.Module:
+    """Store every 2-D convolution's weight channels-last (NHWC), in place: those convolutions then run and return
+    NHWC. Other weights (the U-Net's temporal 3-D convolutions included) keep their layout."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            module.to(memory_format=torch.channels_last)
+    return network
 
 
 def fuse_norm_silu(network: nn.Module) -> int:
@@ -116,6 +145,141 @@ def compile_regions(network: nn.Module, mode: str | None = None) -> list[nn.Modu
     for region in compiled:
         region.compile(mode=mode, dynamic=False)
     return compiled
+
+
+# ------------------------------------------------------------------------------------ CUDA graphs
+_graphs_paused = False
+
+
+@contextmanager
+def eager() -> Iterator[None]:
+    """Run every :class:`GraphedForward` eagerly inside the block (no capture, no replay)."""
+    global _graphs_paused
+    previous, _graphs_paused = _graphs_paused, True
+    try:
+        yield
+    finally:
+        _graphs_paused = previous
+
+
+class _Graph:
+    """One captured call: its static inputs (flat, tensors only) and output."""
+
+    def __init__(self, graph: torch.cuda.CUDAGraph, inputs: list[torch.Tensor], output: Any) -> None:
+        self.graph, self.inputs, self.output = graph, inputs, output
+
+    def __call__(self, tensors: list[torch.Tensor]) -> Any:
+        for static, value in zip(self.inputs, tensors):
+            static.copy_(value)
+        self.graph.replay()
+        return tree_map(lambda v: v.clone() if isinstance(v, torch.Tensor) else v, self.output)
+
+
+class GraphedForward:
+    """A module's ``forward`` replayed from CUDA graphs, one per call signature (shapes, dtypes, other values).
+
+    The first call of a signature runs eagerly on a side stream (warm-up: cuDNN autotuning, lazy compilation),
+    then captures the call into a graph; later calls copy their tensors into the graph's inputs and replay it.
+    Calls run eagerly when autograd or autocast is on, the weights are not on CUDA, an argument is not hashable,
+    inside :func:`eager`, or when capturing failed for that signature (out of memory included; with a warning,
+    once). Moving or casting the module drops its graphs. At most :data:`MAX_GRAPHS` are kept (least recently used
+    dropped first).
+    """
+
+    WARMUP_CALLS = 2
+
+    def __init__(self, module: nn.Module, max_graphs: int = MAX_GRAPHS) -> None:
+        self.module, self.max_graphs = module, max_graphs
+        self.eager_forward: Callable[..., Any] = type(module).forward.__get__(module)
+        self.graphs: OrderedDict[Any, _Graph | None] = OrderedDict()  # None: capture failed, run eagerly
+        self._weights: tuple[Any, ...] = ()
+
+    @classmethod
+    def install(cls, module: nn.Module) -> "GraphedForward":
+        """Route ``module.forward`` through graphs (once; the state dict is untouched)."""
+        current = module.__dict__.get("forward")
+        if isinstance(current, GraphedForward):
+            return current
+        graphed = cls(module)
+        module.forward = graphed
+        return graphed
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "GraphedForward":
+        """A copy routes the copied module through graphs of its own (none captured yet)."""
+        return type(self)(copy.deepcopy(self.module, memo), self.max_graphs)
+
+    @staticmethod
+    def remove(module: nn.Module) -> None:
+        """Back to the plain ``forward`` (graphs freed)."""
+        if isinstance(module.__dict__.get("forward"), GraphedForward):
+            del module.forward
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        leaves, spec = tree_flatten((args, kwargs))
+        if (_graphs_paused or torch.is_grad_enabled() or torch.is_autocast_enabled("cuda")
+                or not self._weights_on_cuda()):
+            return self.eager_forward(*args, **kwargs)
+        key = self._key(leaves, spec)
+        if key is None:
+            return self.eager_forward(*args, **kwargs)
+        if key not in self.graphs:
+            self._capture(key, args, kwargs)
+        self.graphs.move_to_end(key)
+        graph = self.graphs[key]
+        if graph is None:
+            return self.eager_forward(*args, **kwargs)
+        return graph([leaf for leaf in leaves if isinstance(leaf, torch.Tensor)])
+
+    def _weights_on_cuda(self) -> bool:
+        params = list(self.module.parameters())
+        if not params or params[0].device.type != "cuda":
+            return False
+        weights = tuple((p.data_ptr(), p.dtype) for p in (params[0], params[-1]))
+        if weights != self._weights:  # moved, cast or reloaded with new storage: the graphs point at old memory
+            self.graphs.clear()
+            self._weights = weights
+        return True
+
+    @staticmethod
+    def _key(leaves: list[Any], spec: Any) -> Any:
+        parts: list[Any] = [str(spec), torch.is_inference_mode_enabled()]
+        for leaf in leaves:
+            if isinstance(leaf, torch.Tensor):
+                parts.append((tuple(leaf.shape), leaf.dtype, leaf.device, leaf.stride()))
+            else:
+                try:
+                    hash(leaf)
+                except TypeError:
+                    return None
+                parts.append(leaf)
+        return tuple(parts)
+
+    def _capture(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        static_args, static_kwargs = tree_map(lambda v: v.clone() if isinstance(v, torch.Tensor) else v,
+                                              (args, kwargs))
+        device = _device(self.module)
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            for _ in range(self.WARMUP_CALLS):
+                self.eager_forward(*static_args, **static_kwargs)
+        torch.cuda.current_stream(device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                output = self.eager_forward(*static_args, **static_kwargs)
+        except RuntimeError as exc:  # out of memory included: the eager call needs less
+            del graph
+            self.graphs[key] = None
+            torch.cuda.empty_cache()
+            warnings.warn(f"CUDA graph capture of {type(self.module).__name__} failed, running it eagerly: {exc}",
+                          RuntimeWarning, stacklevel=3)
+            return
+        inputs = [leaf for leaf in tree_flatten((static_args, static_kwargs))[0] if isinstance(leaf, torch.Tensor)]
+        self.graphs[key] = _Graph(graph, inputs, output)
+        while sum(g is not None for g in self.graphs.values()) > self.max_graphs:
+            oldest = next(k for k, g in self.graphs.items() if g is not None)
+            del self.graphs[oldest]
 
 
 def _device(network: nn.Module) -> torch.device:

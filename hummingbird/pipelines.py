@@ -99,11 +99,13 @@ class _Pipeline:
     """What both pipelines share: devices, prompt encoding, chunked VAE decode, timing and progress."""
 
     def __init__(self, config: ModelConfig, unet: HummingbirdUNet, text_encoder: TextEncoder, vae: Any,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                 optimized: bool = True) -> None:
         self.config = config
         self.unet, self.text_encoder, self.vae = unet.eval(), text_encoder, vae.eval()
         self.to(device, dtype)
-        optimize(self)  # cuDNN autotuning on GPU; regional compile with HUMMINGBIRD_COMPILE=1
+        if optimized:  # cuDNN autotuning and CUDA graphs on GPU; regional compile with HUMMINGBIRD_COMPILE=1
+            optimize(self)
 
     @property
     def name(self) -> str:
@@ -376,11 +378,11 @@ class I2VPipeline(_Pipeline):
     def __init__(self, config: ModelConfig, unet: HummingbirdUNet, text_encoder: TextEncoder, vae: Any,
                  image_conditioner: ImageConditioner, schedule: dict[str, torch.Tensor],
                  reneg: torch.Tensor | None = None, device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+                 dtype: torch.dtype | None = None, optimized: bool = True) -> None:
         self.image_conditioner = image_conditioner
         self.schedule = schedule
         self.reneg = reneg
-        super().__init__(config, unet, text_encoder, vae, device, dtype)
+        super().__init__(config, unet, text_encoder, vae, device, dtype, optimized)
 
     def _modules(self) -> list[Any]:
         return super()._modules() + [self.image_conditioner]

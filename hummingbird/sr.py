@@ -251,16 +251,18 @@ class Upscaler:
     """
 
     def __init__(self, net: nn.Module, name: str, device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None, max_pixels_per_batch: int | None = None) -> None:
+                 dtype: torch.dtype | None = None, max_pixels_per_batch: int | None = None,
+                 optimized: bool = True) -> None:
         self.device = torch.device(device) if device is not None else _default_device()
         self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
         self.net = net.eval().requires_grad_(False).to(self.device, self.dtype)
         self.name = name
         gpu = self.device.type != "cpu"
         self.max_pixels_per_batch = max_pixels_per_batch or (MAX_PIXELS_GPU if gpu else MAX_PIXELS_CPU)
-        from hummingbird.fast import optimize  # here, not at the top: fast imports this module
+        if optimized:  # channels-last + cuDNN autotuning on GPU; regional compile with HUMMINGBIRD_COMPILE=1
+            from hummingbird.fast import optimize  # here, not at the top: fast imports this module
 
-        optimize(self)  # channels-last + cuDNN autotuning on GPU; regional compile with HUMMINGBIRD_COMPILE=1
+            optimize(self)
 
     @classmethod
     def load(cls, model: str = "auto", weights: str | Path | None = None, device: torch.device | str | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -144,7 +145,7 @@ def test_sr_regions_and_channels_last() -> None:
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         expected = net(x)
-        got = fast.channels_last(net)(x)
+        got = fast.to_channels_last(net)(x)
     assert net.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
@@ -167,3 +168,70 @@ def test_cuda_fast_path_matches_cpu_float32(unet_case) -> None:
             reference = _unet(config).cuda()(**{k: v.cuda() for k, v in inputs.items()}).cpu()
     assert _relative_l2(expected, got) < BF16_TOLERANCE
     assert _relative_l2(expected, reference) < BF16_TOLERANCE
+
+
+def _graphed_unet(device: str, dtype: torch.dtype) -> tuple[HummingbirdUNet, dict[str, torch.Tensor]]:
+    config = T2V_TINY.unet
+    unet = torch.nn.Module.to(_unet(config), device, dtype)
+    return unet, {k: v.to(device) for k, v in _inputs(config).items()}
+
+
+def test_cuda_graphs_are_installed_once_and_keep_the_module_intact() -> None:
+    unet, inputs = _graphed_unet("cpu", torch.float32)
+    keys = list(unet.state_dict())
+    with torch.no_grad():
+        expected = unet(**inputs)
+    graphed = fast.GraphedForward.install(unet)
+    assert fast.GraphedForward.install(unet) is graphed and unet.forward is graphed
+    assert list(unet.state_dict()) == keys
+    with torch.no_grad():  # weights on the CPU: plain eager calls, nothing captured
+        assert torch.equal(unet(**inputs), expected)
+    assert not graphed.graphs
+    twin = copy.deepcopy(unet)
+    assert isinstance(twin.forward, fast.GraphedForward) and twin.forward.module is twin
+    fast.GraphedForward.remove(unet)
+    assert "forward" not in unet.__dict__
+
+
+def test_optimize_installs_cuda_graphs_on_the_unet_only(monkeypatch) -> None:
+    def graphed(module: torch.nn.Module) -> bool:
+        return isinstance(module.__dict__.get("forward"), fast.GraphedForward)
+
+    monkeypatch.delenv(fast.CUDA_GRAPHS_ENV, raising=False)
+    monkeypatch.delenv(fast.COMPILE_ENV, raising=False)
+    assert not graphed(T2VPipeline.tiny(device="cpu").unet)  # eager kernels: no graphs by default
+    assert graphed(fast.optimize(_unet(T2V_TINY.unet), compile=True))  # compiled: graphs by default
+    monkeypatch.setenv(fast.CUDA_GRAPHS_ENV, "1")
+    pipe = T2VPipeline.tiny(device="cpu")
+    assert graphed(pipe.unet) and not graphed(pipe.vae)
+    plain = T2VPipeline(pipe.config, _unet(pipe.config.unet), pipe.text_encoder, pipe.vae, "cpu", optimized=False)
+    assert not graphed(plain.unet)
+    assert not graphed(fast.optimize(_unet(T2V_TINY.unet), cuda_graphs=False))
+    monkeypatch.setenv(fast.CUDA_GRAPHS_ENV, "off")
+    assert not graphed(fast.optimize(_unet(T2V_TINY.unet), compile=True))
+    assert not fast.cuda_graphs_requested(True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_replays_match_eager_calls() -> None:
+    unet, inputs = _graphed_unet("cuda", torch.bfloat16)
+    graphed = fast.GraphedForward.install(unet)
+    later = {**inputs, "timesteps": torch.tensor([900], device="cuda"), "x": torch.randn_like(inputs["x"])}
+    with torch.inference_mode():
+        with fast.eager():
+            expected, expected_later = unet(**inputs), unet(**later)
+        assert not graphed.graphs
+        first, second = unet(**inputs), unet(**later)  # capture, then replay with new inputs
+        assert len(graphed.graphs) == 1 and list(graphed.graphs.values())[0] is not None
+        torch.testing.assert_close(first, expected, atol=1e-2, rtol=1e-2)
+        torch.testing.assert_close(second, expected_later, atol=1e-2, rtol=1e-2)
+        assert _relative_l2(expected_later, second) < 1e-2 < _relative_l2(expected, second)
+        unet(**{k: v[:, :, :2] if k == "x" else v for k, v in inputs.items()})  # another shape: another graph
+        unet(**{k: v[:, :, :1] if k == "x" else v for k, v in inputs.items()})
+        assert len(graphed.graphs) == fast.MAX_GRAPHS
+        torch.nn.Module.to(unet, dtype=torch.float32)  # new weights storage: the old graphs are dropped
+        assert _relative_l2(expected, unet(**inputs)) < BF16_TOLERANCE
+        assert len(graphed.graphs) == 1
+    with torch.enable_grad():
+        unet(**inputs)  # autograd on: an eager call, nothing captured
+    assert len(graphed.graphs) == 1
