@@ -8,15 +8,21 @@ Weights are random (nothing is downloaded); every shape is the release's. Each c
   on 3-D ``(batch*heads, seq, dim)`` tensors with an explicit softmax, two U-Net calls per CFG step, a per-frame
   VAE decode and a per-frame SR pass, no cuDNN autotuning;
 - ``fast``, our default path: the pipelines' dtype (bf16 on GPU), SDPA, batched CFG, the chunked VAE decode and
-  batched SR, then :func:`hummingbird.fast.optimize` (``--compile`` or ``HUMMINGBIRD_COMPILE=1`` compiles it).
+  batched SR, then :func:`hummingbird.fast.optimize` with its defaults (``--compile`` or ``HUMMINGBIRD_COMPILE=1``
+  compiles it);
+- ``--modes`` adds variants of the fast path, each on its own copy of the weights: ``graphs`` (CUDA graphs),
+  ``compiled`` (regional ``torch.compile`` and CUDA graphs), ``channels-last`` (every network NHWC).
 
 Per mode: the median of ``--runs`` timed runs after ``--warmup`` untimed ones (CUDA events on GPU, perf_counter on
-CPU), the peak allocated GPU memory, and TFLOP/s from FLOPs counted once per case by ``FlopCounterMode``.
+CPU), the first call's time (CUDA-graph capture and compilation included), the peak allocated GPU memory, and
+TFLOP/s from FLOPs counted once per case by ``FlopCounterMode``. ``--profile DIR`` writes each fast mode's
+busiest kernels.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import statistics
@@ -42,7 +48,13 @@ from hummingbird.unet import HummingbirdUNet, attention_backend, guidance_embedd
 from hummingbird.vae import build_vae, decode_latents
 
 PARTS = ("t2v09", "t2v07", "vae", "i2v", "sr", "e2e")
-MODES = ("baseline", "fast")
+# Fast-path variants: name -> hummingbird.fast.optimize keyword arguments (compile=None follows --compile).
+FAST_MODES: dict[str, dict[str, Any]] = {
+    "fast": {},
+    "graphs": {"cuda_graphs": True},
+    "compiled": {"compile": True},
+    "channels-last": {"channels_last": True},
+}
 CHECK_DTYPE = torch.bfloat16  # the GPU fast path's dtype, also checked on CPU
 PROMPT = "A cute happy Corgi playing in park, sunset, animated style."
 HUMMINGBIRD_VSR = dict(num_feat=32, num_block=10, num_grow_ch=16, scale=4)
@@ -50,7 +62,7 @@ TINY_VSR = dict(num_feat=8, num_block=1, num_grow_ch=4, scale=4)
 T2V_07B_TINY = configs.T2V_TINY.replace(name="t2v-0.7b-tiny", unet=dict(configs.T2V_TINY.unet, use_middle_block=False))
 
 Run = Callable[[], Any]
-Case = Iterator[tuple[str, Run]]  # yields (mode, run) for each of MODES, in order
+Case = Iterator[tuple[str, Run]]  # yields ("baseline", run), then (mode, run) for each fast mode
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class Settings:
     t2v_steps: int
     i2v_steps: int
     compile: bool
+    modes: tuple[str, ...] = ("fast",)
 
     @property
     def torch_device(self) -> torch.device:
@@ -88,6 +101,10 @@ class Settings:
 
     def latent(self, frames: int) -> tuple[int, ...]:
         return (1, 4, frames, self.height // 8, self.width // 8)
+
+    def options(self, mode: str) -> dict[str, Any]:
+        """:func:`optimize` keyword arguments of a fast mode."""
+        return {"compile": self.compile, **FAST_MODES[mode]}
 
     def to_json(self) -> dict[str, Any]:
         autocast = None if self.autocast_dtype is None else _name(self.autocast_dtype)
@@ -133,10 +150,11 @@ def unet_inputs(config: ModelConfig, s: Settings) -> dict[str, torch.Tensor]:
     return {key: value.to(s.torch_device) for key, value in inputs.items()}
 
 
-def to_fast(module: torch.nn.Module, s: Settings, dtype: torch.dtype | None = None) -> torch.nn.Module:
-    """Cast ``module`` in place to the fast dtype and :func:`optimize` it."""
-    torch.nn.Module.to(module, dtype=dtype or s.fast_dtype)
-    return optimize(module, compile=s.compile)
+def to_fast(module: torch.nn.Module, s: Settings, mode: str = "fast",
+            dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """A copy of ``module`` in the fast dtype, optimized as ``mode`` says."""
+    fast = torch.nn.Module.to(copy.deepcopy(module), dtype=dtype or s.fast_dtype)
+    return optimize(fast, **s.options(mode))
 
 
 class _PerFrameDecode:
@@ -163,7 +181,7 @@ def baseline_t2v(s: Settings) -> BaselineT2V:
     unet = random_unet(config, s.torch_device)
     with building_on(s.torch_device):
         text, vae = TextEncoder.random(config.text), build_vae(config.vae)
-    return BaselineT2V(config, unet, text, vae, s.device, torch.float32)
+    return BaselineT2V(config, unet, text, vae, s.device, torch.float32, optimized=False)
 
 
 def baseline_i2v(s: Settings) -> BaselineI2V:
@@ -174,20 +192,21 @@ def baseline_i2v(s: Settings) -> BaselineI2V:
         text, vae = TextEncoder.random(config.text), build_vae(config.vae)
         image = ImageConditioner.random(config.vision, config.resampler)
         reneg = torch.randn(1, 77, config.text["width"])
-    return BaselineI2V(config, unet, text, vae, image, schedule, reneg, s.device, torch.float32)
+    return BaselineI2V(config, unet, text, vae, image, schedule, reneg, s.device, torch.float32, optimized=False)
 
 
-def fast_t2v(pipe: T2VPipeline, s: Settings) -> T2VPipeline:
-    """The default T2V pipeline on the modules of ``pipe`` (cast in place), optimized."""
-    fast = T2VPipeline(pipe.config, pipe.unet, pipe.text_encoder, pipe.vae, s.device)
-    return optimize(fast, compile=s.compile)
+def fast_t2v(pipe: T2VPipeline, s: Settings, mode: str = "fast") -> T2VPipeline:
+    """The default T2V pipeline on copies of the modules of ``pipe``, optimized as ``mode`` says."""
+    fast = T2VPipeline(pipe.config, *copy.deepcopy((pipe.unet, pipe.text_encoder, pipe.vae)), s.device,
+                       optimized=False)
+    return optimize(fast, **s.options(mode))
 
 
-def fast_i2v(pipe: I2VPipeline, s: Settings) -> I2VPipeline:
-    """The default I2V pipeline on the modules of ``pipe`` (cast in place), optimized."""
-    fast = I2VPipeline(pipe.config, pipe.unet, pipe.text_encoder, pipe.vae, pipe.image_conditioner, pipe.schedule,
-                       pipe.reneg, s.device)
-    return optimize(fast, compile=s.compile)
+def fast_i2v(pipe: I2VPipeline, s: Settings, mode: str = "fast") -> I2VPipeline:
+    """The default I2V pipeline on copies of the modules of ``pipe``, optimized as ``mode`` says."""
+    modules = copy.deepcopy((pipe.unet, pipe.text_encoder, pipe.vae, pipe.image_conditioner))
+    fast = I2VPipeline(pipe.config, *modules, pipe.schedule, pipe.reneg, s.device, optimized=False)
+    return optimize(fast, **s.options(mode))
 
 
 def without_fallback(result: GenerationResult) -> GenerationResult:
@@ -227,16 +246,18 @@ def unet_case(part: str, s: Settings) -> Case:
     unet = random_unet(config, s.torch_device)
     inputs = unet_inputs(config, s)
     yield "baseline", as_baseline(lambda: unet(**inputs), s)
-    to_fast(unet, s)
-    yield "fast", lambda: unet(**inputs)
+    for mode in s.modes:
+        fast = to_fast(unet, s, mode)
+        yield mode, lambda: fast(**inputs)
 
 
 def vae_case(s: Settings) -> Case:
     pipe = baseline_t2v(s)
     latents = torch.randn(s.latent(s.frames), generator=torch.Generator().manual_seed(2))
     yield "baseline", as_baseline(lambda: pipe.decode(latents), s)
-    fast = fast_t2v(pipe, s)
-    yield "fast", lambda: fast.decode(latents)
+    for mode in s.modes:
+        fast = fast_t2v(pipe, s, mode)
+        yield mode, lambda: fast.decode(latents)
 
 
 def i2v_case(s: Settings) -> Case:
@@ -248,26 +269,29 @@ def i2v_case(s: Settings) -> Case:
     noises = [torch.randn(s.latent(s.frames), generator=gen) for _ in range(s.i2v_steps + 1)]
     args = (cond, uncond, image_latent, noises[0], noises[1:], s.i2v_steps, 7.5, 0.7, 24, 1.0)
     yield "baseline", as_baseline(lambda: pipe.sample(*args), s)
-    fast = fast_i2v(pipe, s)
-    yield "fast", lambda: fast.sample(*args)
+    for mode in s.modes:
+        fast = fast_i2v(pipe, s, mode)
+        yield mode, lambda: fast.sample(*args)
 
 
 def sr_case(s: Settings) -> Case:
     with building_on(s.torch_device):
         net = RRDBNet(**(TINY_VSR if s.tiny else HUMMINGBIRD_VSR))
     frames = np.random.default_rng(4).integers(0, 256, (s.frames, s.height, s.width, 3), dtype=np.uint8)
-    upscaler = Upscaler(net, "hummingbird", s.device)
+    upscaler = Upscaler(net, "hummingbird", s.device, optimized=False)
     yield "baseline", as_baseline(lambda: upscaler(frames, batch_size=1), s, autocast=False)
-    optimize(upscaler, compile=s.compile)
-    yield "fast", lambda: upscaler(frames)
+    for mode in s.modes:
+        fast = optimize(Upscaler(copy.deepcopy(net), "hummingbird", s.device, optimized=False), **s.options(mode))
+        yield mode, lambda: fast(frames)
 
 
 def e2e_t2v_case(s: Settings) -> Case:
     pipe = baseline_t2v(s)
     kwargs = dict(prompt=PROMPT, steps=s.t2v_steps, frames=s.t2v_frames, height=s.height, width=s.width, seed=0)
     yield "baseline", as_baseline(lambda: without_fallback(pipe(**kwargs)), s)
-    fast = fast_t2v(pipe, s)
-    yield "fast", lambda: without_fallback(fast(**kwargs))
+    for mode in s.modes:
+        fast = fast_t2v(pipe, s, mode)
+        yield mode, lambda: without_fallback(fast(**kwargs))
 
 
 def e2e_i2v_case(s: Settings) -> Case:
@@ -276,8 +300,9 @@ def e2e_i2v_case(s: Settings) -> Case:
     kwargs = dict(image=image, prompt=PROMPT, steps=s.i2v_steps, frames=s.frames, height=s.height, width=s.width,
                   seed=0)
     yield "baseline", as_baseline(lambda: without_fallback(pipe(**kwargs)), s)
-    fast = fast_i2v(pipe, s)
-    yield "fast", lambda: without_fallback(fast(**kwargs))
+    for mode in s.modes:
+        fast = fast_i2v(pipe, s, mode)
+        yield mode, lambda: without_fallback(fast(**kwargs))
 
 
 # part -> [(case name, description, case)]
@@ -326,9 +351,11 @@ def _time_ms(run: Run, s: Settings) -> float:
 
 
 def measure(run: Run, s: Settings, flops: int) -> dict[str, Any]:
-    """Median ms of ``s.runs`` runs after ``s.warmup``, peak allocated MB (GPU) and achieved TFLOP/s."""
+    """The first call's ms, then the median ms of ``s.runs`` runs after ``s.warmup`` more, peak allocated MB (GPU)
+    and achieved TFLOP/s."""
     with torch.inference_mode():
-        for _ in range(s.warmup):
+        first = _time_ms(run, s)
+        for _ in range(s.warmup - 1):
             run()
         _sync(s)
         if s.cuda:
@@ -336,18 +363,47 @@ def measure(run: Run, s: Settings, flops: int) -> dict[str, Any]:
         times = [_time_ms(run, s) for _ in range(s.runs)]
     median = statistics.median(times)
     peak = torch.cuda.max_memory_allocated(s.torch_device) / 2**20 if s.cuda else None
-    return {"median_ms": median, "peak_mb": peak, "tflops": flops / (median / 1000.0) / 1e12, "times_ms": times}
+    return {"median_ms": median, "first_ms": first, "peak_mb": peak, "tflops": flops / (median / 1000.0) / 1e12,
+            "times_ms": times}
 
 
-def run_case(make: Callable[[Settings], Case], s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
-    """Both modes of one case; FLOPs are counted on the first mode."""
+def profile(run: Run, s: Settings, path: Path, rows: int = 30) -> None:
+    """Write the busiest operators and kernels of one call of ``run`` (by self time on the device) to ``path``."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if s.cuda else [])
+    with torch.inference_mode(), profiler(activities=activities) as prof:
+        run()
+        _sync(s)
+    sort = "self_cuda_time_total" if s.cuda else "self_cpu_time_total"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(prof.key_averages().table(sort_by=sort, row_limit=rows) + "\n")
+
+
+def run_case(name: str, make: Callable[[Settings], Case], s: Settings, log: Callable[[str], None],
+             profile_dir: Path | None = None) -> dict[str, Any]:
+    """Every mode of one case; FLOPs are counted on the baseline. Speed-ups are baseline time / mode time."""
     flops, modes = None, {}
     for mode, run in make(s):
         if flops is None:
             flops = count_flops(run)
         modes[mode] = measure(run, s, flops)
-        log(f"  {mode:8s} {modes[mode]['median_ms']:10.1f} ms")
-    return {"gflop": flops / 1e9, **modes, "speedup": modes["baseline"]["median_ms"] / modes["fast"]["median_ms"]}
+        log(f"  {mode:14s} {modes[mode]['median_ms']:10.1f} ms   (first call {modes[mode]['first_ms']:.0f} ms)")
+        if profile_dir is not None and mode != "baseline":
+            profile(run, s, profile_dir / f"{name}-{mode}.txt")
+        del run
+        _free(s)
+    base = modes["baseline"]["median_ms"]
+    speedups = {mode: base / result["median_ms"] for mode, result in modes.items() if mode != "baseline"}
+    return {"gflop": flops / 1e9, **modes, "speedups": speedups, "speedup": speedups[s.modes[0]]}
+
+
+def _free(s: Settings) -> None:
+    """Hand back the memory of models that are gone before building the next ones."""
+    gc.collect()
+    if s.cuda:
+        torch.cuda.empty_cache()
 
 
 def relative_l2(reference: torch.Tensor, value: torch.Tensor) -> float:
@@ -368,22 +424,28 @@ def strict_float32() -> Iterator[None]:
 
 @torch.inference_mode()
 def check(s: Settings) -> dict[str, Any]:
-    """Relative L2 error of the fast path in :data:`CHECK_DTYPE` against float32: one T2V 0.9B U-Net call
-    (``frames`` frames) and one VAE decode of them."""
+    """Relative L2 error against float32 (no TF32) of one T2V 0.9B U-Net call (``frames`` frames) and one VAE
+    decode of them: for the baseline (float16 autocast on CUDA) and every fast mode, in :data:`CHECK_DTYPE`."""
     config = model_config("t2v09", s.tiny)
     unet = random_unet(config, s.torch_device)
     inputs = unet_inputs(config, s)
-    with strict_float32():
-        expected = unet(**inputs)
-    unet_error = relative_l2(expected, to_fast(unet, s, CHECK_DTYPE)(**inputs))
-    del unet
     with building_on(s.torch_device):
         vae = build_vae(config.vae).requires_grad_(False)
     latents = torch.randn(s.latent(s.frames), generator=torch.Generator().manual_seed(2)).to(s.torch_device)
     with strict_float32():
-        expected = decode_latents(vae, latents, config.scale_factor)
-    vae_error = relative_l2(expected, decode_latents(to_fast(vae, s, CHECK_DTYPE), latents, config.scale_factor))
-    return {"dtype": _name(CHECK_DTYPE), "unet_rel_l2": unet_error, "vae_rel_l2": vae_error}
+        unet_expected = unet(**inputs)
+        vae_expected = decode_latents(vae, latents, config.scale_factor)
+    errors = {"baseline": {"unet": relative_l2(unet_expected, as_baseline(lambda: unet(**inputs), s)()),
+                           "vae": relative_l2(vae_expected, as_baseline(
+                               lambda: decode_latents(vae, latents, config.scale_factor), s)())}}
+    for mode in s.modes:
+        fast_unet, fast_vae = to_fast(unet, s, mode, CHECK_DTYPE), to_fast(vae, s, mode, CHECK_DTYPE)
+        errors[mode] = {"unet": relative_l2(unet_expected, fast_unet(**inputs)),
+                        "vae": relative_l2(vae_expected, decode_latents(fast_vae, latents, config.scale_factor))}
+        del fast_unet, fast_vae
+        _free(s)
+    first = errors[s.modes[0]]
+    return {"dtype": _name(CHECK_DTYPE), "unet_rel_l2": first["unet"], "vae_rel_l2": first["vae"], "modes": errors}
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -398,42 +460,43 @@ def _cell(value: float | None, fmt: str) -> str:
 def title(s: Settings) -> str:
     sizes = "TINY random models (not a speed figure)" if s.tiny else "release sizes, random weights"
     return (f"{device_name(s)}, torch {torch.__version__}, {sizes}, {s.height}x{s.width}, "
-            f"fast: {_name(s.fast_dtype)}{' + compile' if s.compile else ''}")
+            f"fast: {_name(s.fast_dtype)}{' + compile' if s.compile else ''}, modes: {', '.join(s.modes)}")
 
 
 def table(report: dict[str, Any], s: Settings) -> str:
-    """The report's results as a fixed-width text table, one row per case (speed-up = baseline / fast time)."""
-    header = (f"{'case':8s} {'what':48s} {'baseline ms':>11s} {'fast ms':>9s} {'speed-up':>8s} "
-              f"{'TFLOP/s b/f':>13s} {'peak MB b/f':>13s}")
+    """The report's results as a fixed-width text table, one row per case: the baseline's median, then each fast
+    mode's median and speed-up (baseline / mode), TFLOP/s and peak MB of the first fast mode."""
+    modes = list(s.modes)
+    header = f"{'case':8s} {'what':46s} {'baseline ms':>11s}" + "".join(
+        f" {mode + ' ms':>16s} {'speed-up':>8s}" for mode in modes) + f" {'TFLOP/s b/f':>13s} {'peak MB b/f':>13s}"
     lines = [title(s), header, "-" * len(header)]
     for name, row in report["results"].items():
-        base, fast = row["baseline"], row["fast"]
+        base, fast = row["baseline"], row[modes[0]]
+        cells = "".join(f" {row[mode]['median_ms']:16.1f} {row['speedups'][mode]:7.2f}x" for mode in modes)
         tflops = f"{base['tflops']:.3g}/{fast['tflops']:.3g}"
         peak = f"{_cell(base['peak_mb'], '.0f')}/{_cell(fast['peak_mb'], '.0f')}"
-        lines.append(f"{name:8s} {row['what'][:48]:48s} {base['median_ms']:11.1f} {fast['median_ms']:9.1f} "
-                     f"{row['speedup']:7.2f}x {tflops:>13s} {peak:>13s}")
+        lines.append(f"{name:8s} {row['what'][:46]:46s} {base['median_ms']:11.1f}{cells} {tflops:>13s} {peak:>13s}")
     return "\n".join(lines)
 
 
 def benchmark(s: Settings, parts: Sequence[str], run_check: bool, log: Callable[[str], None],
-              save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+              save: Callable[[dict[str, Any]], None], profile_dir: Path | None = None) -> dict[str, Any]:
     """Run the check (if asked) and every case of ``parts``; ``save`` the report so far after each; return it."""
     report: dict[str, Any] = {"device": device_name(s), "torch": torch.__version__, "cuda": torch.version.cuda,
                               "settings": {**s.to_json(), "parts": list(parts)}, "results": {}}
     if run_check:
         report["check"] = check(s)
-        log(f"check ({report['check']['dtype']} vs float32): U-Net rel L2 {report['check']['unet_rel_l2']:.4f}, "
-            f"VAE decode rel L2 {report['check']['vae_rel_l2']:.4f}")
+        for mode, errors in report["check"]["modes"].items():
+            log(f"check ({'float16 autocast' if mode == 'baseline' else report['check']['dtype']} {mode} vs float32): "
+                f"U-Net rel L2 {errors['unet']:.4f}, VAE decode rel L2 {errors['vae']:.4f}")
         save(report)
     for part in parts:
         for name, what, make in CASES[part]:
             what = describe(what, s)
             log(f"{name}: {what}")
-            report["results"][name] = {"part": part, "what": what, **run_case(make, s, log)}
+            report["results"][name] = {"part": part, "what": what, **run_case(name, make, s, log, profile_dir)}
             save(report)
-            gc.collect()  # the case's models are gone: hand their memory back before the next case
-            if s.cuda:
-                torch.cuda.empty_cache()
+            _free(s)
     return report
 
 
@@ -446,11 +509,21 @@ def parse_parts(text: str) -> list[str]:
     return parts
 
 
+def parse_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(dict.fromkeys(m for m in text.replace(",", " ").split() if m))
+    unknown = [m for m in modes if m not in FAST_MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"modes must be some of {', '.join(FAST_MODES)}, got {text!r}")
+    return modes
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--parts", type=parse_parts, default=list(PARTS), help=f"comma list of {', '.join(PARTS)} or all")
+    p.add_argument("--modes", type=parse_modes, default=("fast",),
+                   help=f"fast-path variants to time against the baseline, comma list of {', '.join(FAST_MODES)}")
     p.add_argument("--runs", type=int, default=5, help="timed runs per mode (median reported)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing, the first call included")
     p.add_argument("--frames", type=int, help="frames of the U-Net, VAE, I2V and SR cases (16; tiny 2)")
     p.add_argument("--t2v-frames", type=int, help="frames of the T2V end-to-end case (26; tiny 2)")
     p.add_argument("--t2v-steps", type=int, help="steps of the T2V end-to-end case (8; tiny 2)")
@@ -462,9 +535,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--check", action="store_true", help="print the bf16 fast path's error against float32 first")
     p.add_argument("--tiny", action="store_true", help="tiny random models: exercises the code, measures nothing")
     p.add_argument("--json", type=Path, help="write the report to this file")
+    p.add_argument("--profile", type=Path, metavar="DIR", help="write each fast mode's busiest kernels to DIR")
     args = p.parse_args(argv)
-    if min(args.runs, args.warmup + 1) < 1:
-        p.error("--runs must be >= 1 and --warmup >= 0")
+    if args.runs < 1 or args.warmup < 1:
+        p.error("--runs and --warmup must be >= 1")
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.check and not args.tiny and torch.device(args.device).type != "cuda":
         p.error("--check at the release sizes needs a GPU; use --tiny on CPU")
@@ -477,7 +551,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
                     frames=args.frames or (2 if tiny else 16), height=args.height or (128 if tiny else 320),
                     width=args.width or (128 if tiny else 512), t2v_frames=args.t2v_frames or (2 if tiny else 26),
                     t2v_steps=args.t2v_steps or (2 if tiny else 8), i2v_steps=args.i2v_steps or (2 if tiny else 16),
-                    compile=args.compile or compile_requested())
+                    compile=args.compile or compile_requested(), modes=args.modes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -493,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.json.write_text(json.dumps(report, indent=2) + "\n")
 
     log(title(s))
-    report = benchmark(s, args.parts, args.check, log, save)
+    report = benchmark(s, args.parts, args.check, log, save, args.profile)
     print(table(report, s))
     return 0
 

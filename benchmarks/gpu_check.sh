@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# GPU check in one go (under 8 minutes on one H100/H200): golden parity, the fast-path and benchmark tests, and the
-# full benchmark at the release sizes with its parity check, written to OUT_DIR/bench.json and bench.txt.
+# GPU check in one go (about 5 minutes on one H100/H200): golden parity, the CUDA tests, and the full benchmark at
+# the release sizes with its parity check, written to OUT_DIR (bench.json/.txt, profiles.tgz, tests.txt).
 #
 #   benchmarks/gpu_check.sh [OUT_DIR]          (default outputs/bench)
 #
 # PYTHON picks the interpreter (default .venv/bin/python, else python3); GOLDEN the fixture folder (default
-# ../shared/golden, skipped with a note when absent). GPU_CHECK_COMPILE=1 adds a torch.compile run of the U-Net,
-# VAE and SR parts (compiling takes minutes: allow about 4 more). Every step runs; the exit status says whether
-# all passed.
+# ../shared/golden, skipped with a note when absent); MODES the fast-path variants (default fast,graphs).
+# GPU_CHECK_COMPILE=1 adds a torch.compile run of the U-Net, VAE, SR and end-to-end parts (compile.json/.txt; about
+# 6 minutes more, most of it compiling). Every step runs under a time limit, even after a failure; the exit status
+# says whether all passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 OUT_DIR=${1:-outputs/bench}
 GOLDEN=${GOLDEN:-../shared/golden}
+MODES=${MODES:-fast,graphs}
 mkdir -p "$OUT_DIR"
 failed=()
 
@@ -33,13 +35,15 @@ if [ -d "$GOLDEN" ]; then
 else
   echo "=== golden: no fixtures at $GOLDEN, skipped"
 fi
-step tests 90 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_fast_path.py tests/test_bench.py
-step bench 260 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --runs 5 --warmup 2 --check \
-  --json '$OUT_DIR/bench.json' 2>&1 | tee '$OUT_DIR/bench.txt'"
+step tests 90 bash -o pipefail -c "'$PYTHON' -m pytest -q -p no:cacheprovider -k cuda tests/test_fast_path.py \
+  2>&1 | tee '$OUT_DIR/tests.txt'"
+step bench 330 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --modes '$MODES' --runs 5 --warmup 2 --check \
+  --profile '$OUT_DIR/profiles' --json '$OUT_DIR/bench.json' 2>&1 | tee '$OUT_DIR/bench.txt'"
 if [ "${GPU_CHECK_COMPILE:-0}" = 1 ]; then
-  step bench-compile 270 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --parts t2v09,vae,sr --compile --runs 5 \
-    --warmup 3 --json '$OUT_DIR/bench_compile.json' 2>&1 | tee '$OUT_DIR/bench_compile.txt'"
+  step compile 480 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --parts t2v09,vae,sr,e2e --modes compiled \
+    --runs 3 --warmup 2 --json '$OUT_DIR/compile.json' 2>&1 | tee '$OUT_DIR/compile.txt'"
 fi
+[ -d "$OUT_DIR/profiles" ] && tar czf "$OUT_DIR/profiles.tgz" -C "$OUT_DIR" profiles && rm -r "$OUT_DIR/profiles"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}"
   exit 1

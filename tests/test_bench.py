@@ -9,7 +9,7 @@ import sys
 
 from conftest import REPO
 
-MODES = ("baseline", "fast")
+MODES = ("baseline", "fast", "graphs")
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess:
@@ -21,25 +21,34 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
 def test_tiny_run_writes_report(tmp_path) -> None:
     out = tmp_path / "bench.json"
     proc = _bench("--tiny", "--device", "cpu", "--parts", "t2v09,e2e", "--runs", "1", "--warmup", "1", "--check",
-                  "--json", str(out))
+                  "--modes", "fast,graphs", "--json", str(out), "--profile", str(tmp_path / "profiles"))
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     assert report["device"] == "cpu" and report["torch"] and report["cuda"] is None
     settings = report["settings"]
     assert settings["tiny"] and settings["parts"] == ["t2v09", "e2e"] and settings["compile"] is False
     assert (settings["runs"], settings["warmup"], settings["fast_dtype"]) == (1, 1, "float32")
-    assert set(report["check"]) == {"dtype", "unet_rel_l2", "vae_rel_l2"}
-    assert 0 <= report["check"]["unet_rel_l2"] < 0.05 and 0 <= report["check"]["vae_rel_l2"] < 0.05
+    assert settings["modes"] == ["fast", "graphs"]
+    check = report["check"]
+    assert set(check) == {"dtype", "unet_rel_l2", "vae_rel_l2", "modes"} and set(check["modes"]) == set(MODES)
+    assert (check["unet_rel_l2"], check["vae_rel_l2"]) == (check["modes"]["fast"]["unet"],
+                                                           check["modes"]["fast"]["vae"])
+    for errors in check["modes"].values():
+        assert 0 <= errors["unet"] < 0.05 and 0 <= errors["vae"] < 0.05
     assert list(report["results"]) == ["t2v09", "e2e-t2v", "e2e-i2v"]
     for name, row in report["results"].items():
         assert row["part"] == ("t2v09" if name == "t2v09" else "e2e") and row["gflop"] > 0
         for mode in MODES:
             result = row[mode]
             assert len(result["times_ms"]) == 1 and result["median_ms"] == result["times_ms"][0] > 0
-            assert result["tflops"] > 0 and result["peak_mb"] is None
-        assert row["speedup"] == row["baseline"]["median_ms"] / row["fast"]["median_ms"]
+            assert result["first_ms"] > 0 and result["tflops"] > 0 and result["peak_mb"] is None
+        assert row["speedups"] == {mode: row["baseline"]["median_ms"] / row[mode]["median_ms"]
+                                   for mode in ("fast", "graphs")}
+        assert row["speedup"] == row["speedups"]["fast"]
+        for mode in ("fast", "graphs"):
+            assert "Self CPU" in (tmp_path / "profiles" / f"{name}-{mode}.txt").read_text()
     table = proc.stdout.splitlines()
-    assert "TINY" in table[0] and "speed-up" in table[1]
+    assert "TINY" in table[0] and "fast ms" in table[1] and "graphs ms" in table[1]
     assert [line.split()[0] for line in table[3:]] == ["t2v09", "e2e-t2v", "e2e-i2v"]
 
 
@@ -48,3 +57,7 @@ def test_bad_arguments_are_refused() -> None:
     assert proc.returncode == 2 and "parts must be" in proc.stderr
     proc = _bench("--device", "cpu", "--check")
     assert proc.returncode == 2 and "--check at the release sizes needs a GPU" in proc.stderr
+    proc = _bench("--tiny", "--modes", "fast,turbo")
+    assert proc.returncode == 2 and "modes must be some of fast, graphs, compiled, channels-last" in proc.stderr
+    proc = _bench("--tiny", "--warmup", "0")
+    assert proc.returncode == 2 and "--warmup must be >= 1" in proc.stderr
