@@ -5,8 +5,9 @@ the same work list; the unfinished items are split between the processes. Videos
 ``{prompt}-{k}.mp4``, and each process appends one JSON line per finished video to its own manifest shard
 (``manifest.rank{R}.jsonl``), so concurrent writers never interleave; ``manifest.jsonl`` is their union, written
 at the end. An item is finished when its MP4 (written under a temporary name, renamed when complete) and its
-manifest line both exist; a restart skips finished items. Each item's seed derives from the base seed, the
-prompt and the sample number, so it is the same whatever the number of processes.
+manifest line both exist; a restart skips finished items. Each MP4 is written on a writer thread while the next
+video is generated (its seconds are the manifest's ``timings["write"]``). Each item's seed derives from the base
+seed, the prompt and the sample number, so it is the same whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 
 from hummingbird.image import IMAGE_SUFFIXES
-from hummingbird.pipelines import I2VPipeline, T2VPipeline, load_pipeline
+from hummingbird.pipelines import GenerationResult, I2VPipeline, T2VPipeline, load_pipeline
 from hummingbird.video import write_mp4
 
 TASKS = ("t2v", "i2v")
@@ -332,10 +334,17 @@ def run(job: BatchJob) -> BatchResult:
     done = {record["video"] for record in records}
     state.wait_for_everyone()  # every process has read the folder before any of them writes to it
     pending = [item for item in items if item.video not in done]
-    with state.split_between_processes(pending) as mine:
+    extra = {"rank": state.process_index, "batch": signature}
+    with state.split_between_processes(pending) as mine, ThreadPoolExecutor(1, "mp4-writer") as writer:
+        saving: Future | None = None
         for number, item in enumerate(mine, 1):
-            _make(pipe, job, item, shard, {"rank": state.process_index, "batch": signature})
+            result = _generate(pipe, job, item)
+            if saving is not None:
+                saving.result()  # one video is written while the next is generated; a failed write stops here
+            saving = writer.submit(_save, job, item, result, shard, {**extra, "device": str(pipe.device)})
             print(f"[rank {state.process_index}] {number}/{len(mine)} {item.video} (seed {item.seed})", flush=True)
+        if saving is not None:
+            saving.result()
     state.wait_for_everyone()
     manifest = _write_union(job.out) if state.is_main_process else job.out / MANIFEST
     state.print(f"{len(items)} videos in {job.out}: {len(items) - len(pending)} already made, "
@@ -343,14 +352,18 @@ def run(job: BatchJob) -> BatchResult:
     return BatchResult(len(items), len(items) - len(pending), len(mine), manifest)
 
 
-def _make(pipe: T2VPipeline | I2VPipeline, job: BatchJob, item: Item, shard: Path, extra: dict[str, Any]) -> None:
-    """Generate one item, write its MP4 (atomically), then append its manifest line."""
+def _generate(pipe: T2VPipeline | I2VPipeline, job: BatchJob, item: Item) -> GenerationResult:
     if job.task == "t2v":
-        result = pipe(item.prompt, seed=item.seed, **job.options)
-    else:
-        result = pipe(item.image, item.prompt, seed=item.seed, **job.options)
+        return pipe(item.prompt, seed=item.seed, **job.options)
+    return pipe(item.image, item.prompt, seed=item.seed, **job.options)
+
+
+def _save(job: BatchJob, item: Item, result: GenerationResult, shard: Path, extra: dict[str, Any]) -> None:
+    """Write one item's MP4 (atomically), then append its manifest line (on the writer thread)."""
+    start = time.perf_counter()
     write_mp4(result.frames, job.out / item.video, job.playback_fps or result.settings["fps"])
+    timings = {**result.timings, "write": time.perf_counter() - start}
     _append(shard, {"video": item.video, "index": item.index, "prompt": item.prompt,
                     "image": None if item.image is None else str(item.image), "sample": item.sample,
-                    "seed": item.seed, "settings": result.settings, "timings": result.timings,
-                    "device": str(pipe.device), **extra, "created": time.time()})
+                    "seed": item.seed, "settings": result.settings, "timings": timings, **extra,
+                    "created": time.time()})
