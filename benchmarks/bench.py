@@ -11,7 +11,8 @@ Weights are random (nothing is downloaded); every shape is the release's. Each c
   batched SR, then :func:`hummingbird.fast.optimize` with its defaults (``--compile`` or ``HUMMINGBIRD_COMPILE=1``
   compiles it);
 - ``--modes`` adds variants of the fast path, each on its own copy of the weights: ``graphs`` (CUDA graphs),
-  ``compiled`` (regional ``torch.compile`` and CUDA graphs), ``channels-last`` (every network NHWC).
+  ``compiled`` (regional ``torch.compile`` and CUDA graphs), ``channels-last`` (every 2-D convolution NHWC) and
+  ``compiled-channels-last`` (both).
 
 Per mode: the median of ``--runs`` timed runs after ``--warmup`` untimed ones (CUDA events on GPU, perf_counter on
 CPU), the first call's time (CUDA-graph capture and compilation included), the peak allocated GPU memory, and
@@ -54,6 +55,7 @@ FAST_MODES: dict[str, dict[str, Any]] = {
     "graphs": {"cuda_graphs": True},
     "compiled": {"compile": True},
     "channels-last": {"channels_last": True},
+    "compiled-channels-last": {"compile": True, "channels_last": True},
 }
 CHECK_DTYPE = torch.bfloat16  # the GPU fast path's dtype, also checked on CPU
 PROMPT = "A cute happy Corgi playing in park, sunset, animated style."
@@ -467,12 +469,14 @@ def table(report: dict[str, Any], s: Settings) -> str:
     """The report's results as a fixed-width text table, one row per case: the baseline's median, then each fast
     mode's median and speed-up (baseline / mode), TFLOP/s and peak MB of the first fast mode."""
     modes = list(s.modes)
+    widths = {mode: max(16, len(mode) + 3) for mode in modes}
     header = f"{'case':8s} {'what':46s} {'baseline ms':>11s}" + "".join(
-        f" {mode + ' ms':>16s} {'speed-up':>8s}" for mode in modes) + f" {'TFLOP/s b/f':>13s} {'peak MB b/f':>13s}"
+        f" {mode + ' ms':>{widths[mode]}s} {'speed-up':>8s}" for mode in modes) + \
+        f" {'TFLOP/s b/f':>13s} {'peak MB b/f':>13s}"
     lines = [title(s), header, "-" * len(header)]
     for name, row in report["results"].items():
         base, fast = row["baseline"], row[modes[0]]
-        cells = "".join(f" {row[mode]['median_ms']:16.1f} {row['speedups'][mode]:7.2f}x" for mode in modes)
+        cells = "".join(f" {row[mode]['median_ms']:{widths[mode]}.1f} {row['speedups'][mode]:7.2f}x" for mode in modes)
         tflops = f"{base['tflops']:.3g}/{fast['tflops']:.3g}"
         peak = f"{_cell(base['peak_mb'], '.0f')}/{_cell(fast['peak_mb'], '.0f')}"
         lines.append(f"{name:8s} {row['what'][:46]:46s} {base['median_ms']:11.1f}{cells} {tflops:>13s} {peak:>13s}")
