@@ -96,7 +96,10 @@ def _build_unet(params: dict[str, Any], state_dict: dict[str, torch.Tensor] | No
 
 
 class _Pipeline:
-    """What both pipelines share: devices, prompt encoding, chunked VAE decode, timing and progress."""
+    """What both pipelines share: devices, prompt encoding, chunked VAE decode, timing and progress.
+
+    The constructor puts the modules on :func:`hummingbird.fast.optimize`'s fast path unless ``optimized=False``.
+    """
 
     def __init__(self, config: ModelConfig, unet: HummingbirdUNet, text_encoder: TextEncoder, vae: Any,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None,

@@ -247,7 +247,8 @@ class Upscaler:
     """A super-resolution network ready to upscale uint8 RGB frames.
 
     ``max_pixels_per_batch`` caps the input pixels of one network call (tile padding included); it picks
-    the batch size and, when one frame alone is larger, a tile size.
+    the batch size and, when one frame alone is larger, a tile size. ``optimized=False`` leaves the network off
+    :func:`hummingbird.fast.optimize`'s fast path.
     """
 
     def __init__(self, net: nn.Module, name: str, device: torch.device | str | None = None,
