@@ -334,14 +334,14 @@ def run(job: BatchJob) -> BatchResult:
     done = {record["video"] for record in records}
     state.wait_for_everyone()  # every process has read the folder before any of them writes to it
     pending = [item for item in items if item.video not in done]
-    extra = {"rank": state.process_index, "batch": signature}
+    extra = {"device": str(pipe.device), "rank": state.process_index, "batch": signature}
     with state.split_between_processes(pending) as mine, ThreadPoolExecutor(1, "mp4-writer") as writer:
         saving: Future | None = None
         for number, item in enumerate(mine, 1):
             result = _generate(pipe, job, item)
             if saving is not None:
                 saving.result()  # one video is written while the next is generated; a failed write stops here
-            saving = writer.submit(_save, job, item, result, shard, {**extra, "device": str(pipe.device)})
+            saving = writer.submit(_save, job, item, result, shard, extra)
             print(f"[rank {state.process_index}] {number}/{len(mine)} {item.video} (seed {item.seed})", flush=True)
         if saving is not None:
             saving.result()

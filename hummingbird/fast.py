@@ -192,7 +192,7 @@ class GraphedForward:
         self.module, self.max_graphs = module, max_graphs
         self.eager_forward: Callable[..., Any] = type(module).forward.__get__(module)
         self.graphs: OrderedDict[Any, _Graph | None] = OrderedDict()  # None: capture failed, run eagerly
-        self._weights: tuple[Any, ...] = ()
+        self._weights: tuple[int, torch.dtype] | None = None
 
     @classmethod
     def install(cls, module: nn.Module) -> "GraphedForward":
@@ -215,10 +215,10 @@ class GraphedForward:
             del module.forward
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        leaves, spec = tree_flatten((args, kwargs))
         if (_graphs_paused or torch.is_grad_enabled() or torch.is_autocast_enabled("cuda")
                 or not self._weights_on_cuda()):
             return self.eager_forward(*args, **kwargs)
+        leaves, spec = tree_flatten((args, kwargs))
         key = self._key(leaves, spec)
         if key is None:
             return self.eager_forward(*args, **kwargs)
@@ -231,11 +231,11 @@ class GraphedForward:
         return graph([leaf for leaf in leaves if isinstance(leaf, torch.Tensor)])
 
     def _weights_on_cuda(self) -> bool:
-        params = list(self.module.parameters())
-        if not params or params[0].device.type != "cuda":
+        first = next(self.module.parameters(), None)
+        if first is None or first.device.type != "cuda":
             return False
-        weights = tuple((p.data_ptr(), p.dtype) for p in (params[0], params[-1]))
-        if weights != self._weights:  # moved, cast or reloaded with new storage: the graphs point at old memory
+        weights = (first.data_ptr(), first.dtype)  # .to() and assign-loading give every weight new storage
+        if weights != self._weights:  # moved, cast or reloaded: the graphs point at old memory
             self.graphs.clear()
             self._weights = weights
         return True

@@ -107,7 +107,7 @@ class _Pipeline:
         self.config = config
         self.unet, self.text_encoder, self.vae = unet.eval(), text_encoder, vae.eval()
         self.to(device, dtype)
-        if optimized:  # cuDNN autotuning and CUDA graphs on GPU; regional compile with HUMMINGBIRD_COMPILE=1
+        if optimized:  # cuDNN autotuning on GPU; regional compile and CUDA graphs with HUMMINGBIRD_COMPILE=1
             optimize(self)
 
     @property
