@@ -42,11 +42,12 @@ from hummingbird import configs
 from hummingbird.configs import ModelConfig
 from hummingbird.fast import compile_requested, optimize
 from hummingbird.image import ImageConditioner
-from hummingbird.pipelines import GenerationResult, I2VPipeline, T2VPipeline, default_dtype, default_i2v_schedule
+from hummingbird.pipelines import (GenerationResult, I2VPipeline, NonFiniteOutput, T2VPipeline, default_dtype,
+                                  default_i2v_schedule)
 from hummingbird.sr import RRDBNet, Upscaler
 from hummingbird.text import TextEncoder
 from hummingbird.unet import HummingbirdUNet, attention_backend, guidance_embedding
-from hummingbird.vae import build_vae, decode_latents
+from hummingbird.vae import build_vae, decode_latents, to_uint8
 
 PARTS = ("t2v09", "t2v07", "vae", "i2v", "sr", "e2e")
 # Fast-path variants: name -> hummingbird.fast.optimize keyword arguments (compile=None follows --compile).
@@ -160,12 +161,14 @@ def to_fast(module: torch.nn.Module, s: Settings, mode: str = "fast",
 
 
 class _PerFrameDecode:
-    """The reference VAE decode: one frame at a time."""
+    """The reference VAE decode: one frame at a time, the float video copied to the CPU and converted there."""
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, callback: Any = None) -> torch.Tensor:
-        video = decode_latents(self.vae, latents.to(self.device), self.config.scale_factor, chunk_size=1)
-        return video.cpu()
+    def decode_frames(self, latents: torch.Tensor, callback: Any = None) -> torch.Tensor:
+        video = decode_latents(self.vae, latents.to(self.device), self.config.scale_factor, chunk_size=1).cpu()
+        if not (torch.isfinite(latents).all() and torch.isfinite(video).all()):
+            raise NonFiniteOutput("the baseline produced NaN or infinity")
+        return to_uint8(video)
 
 
 class BaselineT2V(_PerFrameDecode, T2VPipeline):
@@ -256,10 +259,10 @@ def unet_case(part: str, s: Settings) -> Case:
 def vae_case(s: Settings) -> Case:
     pipe = baseline_t2v(s)
     latents = torch.randn(s.latent(s.frames), generator=torch.Generator().manual_seed(2))
-    yield "baseline", as_baseline(lambda: pipe.decode(latents), s)
+    yield "baseline", as_baseline(lambda: pipe.decode_frames(latents), s)
     for mode in s.modes:
         fast = fast_t2v(pipe, s, mode)
-        yield mode, lambda: fast.decode(latents)
+        yield mode, lambda: fast.decode_frames(latents)
 
 
 def i2v_case(s: Settings) -> Case:
@@ -311,7 +314,7 @@ def e2e_i2v_case(s: Settings) -> Case:
 CASES: dict[str, list[tuple[str, str, Callable[[Settings], Case]]]] = {
     "t2v09": [("t2v09", "{t2v09} U-Net, one call, {frames} frames", lambda s: unet_case("t2v09", s))],
     "t2v07": [("t2v07", "{t2v07} U-Net, one call, {frames} frames", lambda s: unet_case("t2v07", s))],
-    "vae": [("vae", "VAE decode of {frames} frames to the CPU", vae_case)],
+    "vae": [("vae", "VAE decode of {frames} frames to uint8 on the CPU", vae_case)],
     "i2v": [("i2v", "{i2v} {i2v_steps}-step CFG loop, {frames} frames", i2v_case)],
     "sr": [("sr", "{sr} x4 of {frames} uint8 frames", sr_case)],
     "e2e": [("e2e-t2v", "{t2v09} prompt -> frames, {t2v_steps} steps, {t2v_frames} frames", e2e_t2v_case),

@@ -139,30 +139,50 @@ class _Pipeline:
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, callback: Callback | None = None) -> torch.Tensor:
-        """VAE-decode [B, 4, F, h, w] latents in frame chunks to a float video [B, 3, F, H, W]."""
+        """VAE-decode [B, 4, F, h, w] latents to a float video [B, 3, F, H, W] on the CPU."""
+        return torch.cat([part.cpu() for part in self._decoded_chunks(latents, callback)], dim=2)
+
+    @torch.no_grad()
+    def decode_frames(self, latents: torch.Tensor, callback: Callback | None = None) -> torch.Tensor:
+        """VAE-decode [B, 4, F, h, w] latents to uint8 frames [B, F, H, W, 3] on the CPU (what a run returns).
+
+        Each chunk is checked and converted on the device, so only bytes cross to the host. Raises
+        :class:`NonFiniteOutput` when the latents or the decoded video hold NaN or infinity.
+        """
+        if not torch.isfinite(latents).all():
+            raise NonFiniteOutput("the latents hold NaN or infinity")
+        parts, finite = [], []
+        for part in self._decoded_chunks(latents, callback):
+            finite.append(torch.isfinite(part).all())
+            parts.append(to_uint8(part).contiguous().cpu())
+        if not torch.stack(finite).all():
+            raise NonFiniteOutput("the decoded video holds NaN or infinity")
+        return torch.cat(parts, dim=1)
+
+    def _decoded_chunks(self, latents: torch.Tensor, callback: Callback | None) -> Iterator[torch.Tensor]:
+        """Float32 video chunks [B, 3, f, H, W] on the device, sized to bound the VAE's memory."""
         frames, area = latents.shape[2], latents.shape[3] * latents.shape[4] * 64
         per_chunk = DECODE_FRAMES_GPU if self.device.type == "cuda" else DECODE_FRAMES_CPU
         chunk = max(1, int(per_chunk * 320 * 512 / area))
-        parts = []
         for start in range(0, frames, chunk):
             part = latents[:, :, start:start + chunk].to(self.device, self.dtype)
-            parts.append(decode_latents(self.vae, part, self.config.scale_factor).float().cpu())
+            yield decode_latents(self.vae, part, self.config.scale_factor)
             _report(callback, "decode", min(start + chunk, frames), frames)
-        return torch.cat(parts, dim=2)
 
     def _generate(self, run: Callable[[], tuple[torch.Tensor, torch.Tensor]], what: str,
                   settings: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Run sampling + decoding; on NaN/Inf retry in safer precisions (fp16 -> bf16 -> fp32), and turn an
-        out-of-memory error into one that says what to lower. Returns (latents, video)."""
+        out-of-memory error into one that says what to lower. Returns (latents, uint8 frames)."""
         original = self.dtype
         try:
             for dtype in _fallback_dtypes(original):
                 if dtype != self.dtype:
                     self.to(self.device, dtype)
                     settings["precision_fallback"] = str(dtype).replace("torch.", "")
-                latents, video = run()
-                if torch.isfinite(latents).all() and torch.isfinite(video).all():
-                    return latents, video
+                try:
+                    return run()
+                except NonFiniteOutput:
+                    continue
             raise NonFiniteOutput(f"the model produced invalid values (NaN or infinity) for {what}, even in "
                                   "float32; try another seed or fewer steps")
         except torch.OutOfMemoryError as exc:
@@ -356,10 +376,10 @@ class T2VPipeline(_Pipeline):
                 out = self.sample(context, latents, noises, steps, guidance, fps, _step_reporter(callback, steps))
                 out = _injected_faults(out)
             with self._timed(timings, "decode"):
-                return out, self.decode(out, callback)
+                return out, self.decode_frames(out, callback)
 
         out, video = self._generate(run, f"{frames} frames at {height}x{width}", settings)
-        return GenerationResult(to_uint8(video)[0].numpy(), seed, timings, settings, out.cpu())
+        return GenerationResult(video[0].numpy(), seed, timings, settings, out.cpu())
 
 
 # ---------------------------------------------------------------- image to video
@@ -534,10 +554,10 @@ class I2VPipeline(_Pipeline):
                                   guidance_rescale, fps, eta, _step_reporter(callback, steps))
                 out = _injected_faults(out)
             with self._timed(timings, "decode"):
-                return out, self.decode(out, callback)
+                return out, self.decode_frames(out, callback)
 
         out, video = self._generate(run, f"{frames} frames at {height}x{width}", settings)
-        return GenerationResult(to_uint8(video)[0].numpy(), seed, timings, settings, out.cpu())
+        return GenerationResult(video[0].numpy(), seed, timings, settings, out.cpu())
 
     def _save_components(self, out: Path) -> dict[str, list[str | None]]:
         """The shared components plus the CLIP vision tower, Resampler, noise schedule and ReNeg (when loaded)."""

@@ -11,6 +11,7 @@ from hummingbird.configs import ModelConfig
 from hummingbird.denoisers import i2v_predictor
 from hummingbird.golden import Fixture, run_fixture
 from hummingbird.pipelines import I2VPipeline, ProgressEvent, T2VPipeline, draw_noise
+from hummingbird.vae import to_uint8
 from hummingbird.weights import WeightsUnavailableError
 
 SMALL = dict(frames=3, height=64, width=64, steps=2)
@@ -173,6 +174,35 @@ def test_injected_nan_in_float32_is_explained_not_hidden(t2v):
     with pytest.raises(NonFiniteOutput, match="invalid values"):
         t2v("a lighthouse", seed=2, **SMALL)
     assert t2v("a lighthouse", seed=2, **SMALL).frames.shape == (3, 64, 64, 3)
+
+
+def test_decode_frames_equals_the_float_decode_converted_on_the_host(t2v, monkeypatch):
+    from hummingbird import pipelines
+
+    monkeypatch.setattr(pipelines, "DECODE_FRAMES_CPU", 0.1)  # 4 frames per chunk at 64x64: chunks 4 + 2
+    latents = torch.randn(1, 4, 6, 8, 8, generator=torch.Generator().manual_seed(3))
+    events: list[ProgressEvent] = []
+    frames = t2v.decode_frames(latents, events.append)
+    assert frames.dtype == torch.uint8 and frames.shape == (1, 6, 64, 64, 3) and frames.is_contiguous()
+    assert torch.equal(frames, to_uint8(t2v.decode(latents)))
+    assert [(e.stage, e.step, e.total) for e in events] == [("decode", 4, 6), ("decode", 6, 6)]
+
+
+def test_non_finite_latents_or_decode_are_refused(t2v):
+    from hummingbird.pipelines import NonFiniteOutput
+
+    latents = torch.zeros(1, 4, 2, 8, 8)
+    latents[0, 0, 1, 2, 3] = float("inf")
+    with pytest.raises(NonFiniteOutput, match="latents hold NaN or infinity"):
+        t2v.decode_frames(latents)
+    broken = T2VPipeline.tiny(device="cpu", dtype=torch.bfloat16)
+    with torch.no_grad():
+        broken.vae.decoder.conv_out.bias[0] = float("nan")
+    with pytest.raises(NonFiniteOutput, match="decoded video holds NaN"):
+        broken.decode_frames(torch.zeros(1, 4, 2, 8, 8))
+    with pytest.raises(NonFiniteOutput, match="invalid values .* even in float32"):
+        broken("a lighthouse", seed=2, **SMALL)  # retried in float32 first
+    assert broken.dtype == torch.bfloat16
 
 
 def test_injected_oom_says_what_to_lower_and_the_next_run_works(i2v):
