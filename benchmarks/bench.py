@@ -11,8 +11,8 @@ Weights are random (nothing is downloaded); every shape is the release's. Each c
   batched SR, then :func:`hummingbird.fast.optimize` with its defaults (``--compile`` or ``HUMMINGBIRD_COMPILE=1``
   compiles it);
 - ``--modes`` adds variants of the fast path, each on its own copy of the weights: ``graphs`` (CUDA graphs),
-  ``compiled`` (regional ``torch.compile`` and CUDA graphs), ``channels-last`` (every 2-D convolution NHWC) and
-  ``compiled-channels-last`` (both).
+  ``compiled`` (regional ``torch.compile`` and CUDA graphs), ``channels-last`` (every 2-D convolution NHWC),
+  ``fp8`` (the U-Net's transformer linears in FP8), and combinations joined by ``+`` (``compiled+fp8``).
 
 Per mode: the median of ``--runs`` timed runs after ``--warmup`` untimed ones (CUDA events on GPU, perf_counter on
 CPU), the first call's time (CUDA-graph capture and compilation included), the peak allocated GPU memory, and
@@ -50,13 +50,12 @@ from hummingbird.unet import HummingbirdUNet, attention_backend, guidance_embedd
 from hummingbird.vae import build_vae, decode_latents, to_uint8
 
 PARTS = ("t2v09", "t2v07", "vae", "i2v", "sr", "e2e")
-# Fast-path variants: name -> hummingbird.fast.optimize keyword arguments (compile=None follows --compile).
-FAST_MODES: dict[str, dict[str, Any]] = {
-    "fast": {},
+# Fast-path variants, combinable with "+" in a mode name: name -> hummingbird.fast.optimize keyword arguments.
+VARIANTS: dict[str, dict[str, Any]] = {
     "graphs": {"cuda_graphs": True},
     "compiled": {"compile": True},
     "channels-last": {"channels_last": True},
-    "compiled-channels-last": {"compile": True, "channels_last": True},
+    "fp8": {"fp8": True},
 }
 CHECK_DTYPE = torch.bfloat16  # the GPU fast path's dtype, also checked on CPU
 PROMPT = "A cute happy Corgi playing in park, sunset, animated style."
@@ -106,8 +105,11 @@ class Settings:
         return (1, 4, frames, self.height // 8, self.width // 8)
 
     def options(self, mode: str) -> dict[str, Any]:
-        """:func:`optimize` keyword arguments of a fast mode."""
-        return {"compile": self.compile, **FAST_MODES[mode]}
+        """:func:`optimize` keyword arguments of a fast mode (``fast`` or variants joined by ``+``)."""
+        options: dict[str, Any] = {"compile": self.compile}
+        for variant in mode.split("+") if mode != "fast" else ():
+            options.update(VARIANTS[variant])
+        return options
 
     def to_json(self) -> dict[str, Any]:
         autocast = None if self.autocast_dtype is None else _name(self.autocast_dtype)
@@ -394,7 +396,7 @@ def run_case(name: str, make: Callable[[Settings], Case], s: Settings, log: Call
         if flops is None:
             flops = count_flops(run)
         modes[mode] = measure(run, s, flops)
-        log(f"  {mode:14s} {modes[mode]['median_ms']:10.1f} ms   (first call {modes[mode]['first_ms']:.0f} ms)")
+        log(f"  {mode:24s} {modes[mode]['median_ms']:10.1f} ms   (first call {modes[mode]['first_ms']:.0f} ms)")
         if profile_dir is not None and mode != "baseline":
             profile(run, s, profile_dir / f"{name}-{mode}.txt")
         del run
@@ -518,9 +520,10 @@ def parse_parts(text: str) -> list[str]:
 
 def parse_modes(text: str) -> tuple[str, ...]:
     modes = tuple(dict.fromkeys(m for m in text.replace(",", " ").split() if m))
-    unknown = [m for m in modes if m not in FAST_MODES]
-    if unknown or not modes:
-        raise argparse.ArgumentTypeError(f"modes must be some of {', '.join(FAST_MODES)}, got {text!r}")
+    valid = [m == "fast" or all(v in VARIANTS for v in m.split("+")) for m in modes]
+    if not modes or not all(valid):
+        raise argparse.ArgumentTypeError(f"modes must be fast or variants of {', '.join(VARIANTS)} (joined by + to "
+                                         f"combine them), got {text!r}")
     return modes
 
 
@@ -528,7 +531,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--parts", type=parse_parts, default=list(PARTS), help=f"comma list of {', '.join(PARTS)} or all")
     p.add_argument("--modes", type=parse_modes, default=("fast",),
-                   help=f"fast-path variants to time against the baseline, comma list of {', '.join(FAST_MODES)}")
+                   help=f"fast-path modes to time against the baseline, comma list of fast or variants of "
+                        f"{', '.join(VARIANTS)} joined by + (e.g. compiled+fp8)")
     p.add_argument("--runs", type=int, default=5, help="timed runs per mode (median reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing, the first call included")
     p.add_argument("--frames", type=int, help="frames of the U-Net, VAE, I2V and SR cases (16; tiny 2)")

@@ -15,10 +15,12 @@ them :func:`optimize`, keeping every state-dict key:
 - with ``compile`` (default: ``HUMMINGBIRD_COMPILE=1``) fuses each GroupNorm+SiLU pair (float32 statistics, as
   before) and compiles regionally: each repeated block class (U-Net ResBlocks and transformers, the VAE decoder's
   blocks, RRDB blocks) is compiled once per input shape, not the whole graph. ``mode="reduce-overhead"`` gives
-  the compiled regions their own CUDA graphs instead.
+  the compiled regions their own CUDA graphs instead;
+- with ``fp8`` (default: ``HUMMINGBIRD_FP8=1``) multiplies the U-Net's transformer linears in FP8
+  (:mod:`hummingbird.fp8`), on GPUs that have FP8 tensor cores.
 
-Without compile the outputs are unchanged (bit for bit on CPU; on CUDA up to the rounding of the cuDNN algorithm
-that autotuning picks). FP8 is not used: it would need torchao.
+Without compile and FP8 the outputs are unchanged (bit for bit on CPU; on CUDA up to the rounding of the cuDNN
+algorithm that autotuning picks).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, UpDecoderBlock
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
+from hummingbird.fp8 import FP8_ENV, fp8_requested, fp8_supported, use_fp8
 from hummingbird.sr import RRDB, RRDBNet, SRVGGNetCompact
 from hummingbird.unet import GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer, TemporalTransformer
 
@@ -65,21 +68,32 @@ def cuda_graphs_requested(compile: bool) -> bool:
 
 
 def optimize(target: Target, compile: bool | None = None, mode: str | None = None,
-             cuda_graphs: bool | None = None, channels_last: bool | None = None) -> Target:
+             cuda_graphs: bool | None = None, channels_last: bool | None = None, fp8: bool | None = None) -> Target:
     """Put ``target`` (a pipeline, an ``Upscaler`` or an ``nn.Module``) on the fast path in place; return it.
 
     ``compile`` None follows ``HUMMINGBIRD_COMPILE``, ``cuda_graphs`` None :func:`cuda_graphs_requested`; ``mode``
-    is the ``torch.compile`` mode of the regions; ``channels_last`` None means SR networks only.
+    is the ``torch.compile`` mode of the regions; ``channels_last`` None means SR networks only. ``fp8`` None
+    follows ``HUMMINGBIRD_FP8`` and skips, with a warning, a device without FP8; ``fp8=True`` there is an error.
     """
     if mode not in COMPILE_MODES:
         raise ValueError(f"mode must be one of {COMPILE_MODES}, got {mode!r}")
     compile = compile_requested() if compile is None else compile
     cuda_graphs = cuda_graphs_requested(compile) if cuda_graphs is None else cuda_graphs
     for network in networks(target):
-        if _device(network).type == "cuda":
+        device = _device(network)
+        if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             if channels_last or (channels_last is None and isinstance(network, (RRDBNet, SRVGGNetCompact))):
                 to_channels_last(network)
+        if isinstance(network, HummingbirdUNet) and (fp8 or (fp8 is None and fp8_requested())):
+            if fp8_supported(device):
+                use_fp8(network)
+            elif fp8:
+                raise ValueError(f"FP8 needs the CPU or an NVIDIA GPU of compute capability 8.9 or newer; {device} "
+                                 "has none")
+            else:
+                warnings.warn(f"{FP8_ENV} is set, but {device} cannot run FP8 matmuls: the U-Net stays in "
+                              f"{next(network.parameters()).dtype}", RuntimeWarning, stacklevel=2)
         if compile:
             fuse_norm_silu(network)
             compile_regions(network, mode)

@@ -1,4 +1,5 @@
-"""The fast path: reference attention, bf16 tolerance, GroupNorm+SiLU fusion, optimize() and regional compile."""
+"""The fast path: reference attention, bf16 and FP8 tolerances, GroupNorm+SiLU fusion, optimize(), regional compile
+and CUDA graphs."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import pytest
 import torch
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, UpDecoderBlock2D
 
-from hummingbird import fast
+from hummingbird import fast, fp8
 from hummingbird.configs import I2V_TINY, T2V_TINY
 from hummingbird.pipelines import T2VPipeline
 from hummingbird.sr import RRDB, RRDBNet, Upscaler
-from hummingbird.unet import (GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer, TemporalTransformer,
-                              attention_backend)
+from hummingbird.unet import (BasicTransformerBlock, GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer,
+                              TemporalTransformer, attention_backend)
 from hummingbird.vae import build_vae, decode_latents
 
 BF16_TOLERANCE = 0.05  # relative L2 error of bf16 against float32 (U-Net output, decoded frames)
+FP8_TOLERANCE = 0.08  # relative L2 error of the U-Net output with FP8 transformer linears against float32
 SMALL = dict(frames=3, height=64, width=64, steps=2)
 
 
@@ -158,6 +160,45 @@ def test_optimize_takes_an_upscaler() -> None:
     assert np.array_equal(fast.optimize(upscaler, compile=False)(frames), before)
 
 
+def test_fp8_linear_shares_its_weights_and_follows_casts_and_loads() -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    fp8_linear = fp8.Float8Linear.sharing(linear)
+    assert fp8_linear.weight is linear.weight and fp8_linear.bias is linear.bias
+    assert list(fp8_linear.state_dict()) == ["weight", "bias"]
+    x = torch.randn(2, 5, 64)
+    expected = linear(x)
+    assert torch.equal(fp8_linear(x), expected)  # float32 input: the plain weight
+    got = fp8_linear(x.bfloat16())
+    assert got.dtype == torch.bfloat16 and got.shape == (2, 5, 48)
+    assert 1e-3 < _relative_l2(expected, got) < BF16_TOLERANCE  # rounded to float8, but close
+    torch.nn.Module.to(fp8_linear, dtype=torch.bfloat16)
+    assert (fp8_linear.weight_fp8.dtype, fp8_linear.weight_scale.dtype) == (fp8.FP8, torch.float32)
+    torch.nn.Module.to(fp8_linear, dtype=torch.float32)
+    assert fp8_linear.weight_fp8.dtype == fp8.FP8 and torch.equal(fp8_linear(x), linear(x))
+    fp8_linear.load_state_dict({"weight": -linear.weight.detach(), "bias": linear.bias.detach()})
+    assert _relative_l2(2 * linear.bias - expected, fp8_linear(x.bfloat16())) < BF16_TOLERANCE
+
+
+def test_fp8_unet_stays_within_tolerance_and_keeps_keys(unet_case, monkeypatch) -> None:
+    config, inputs, expected = unet_case
+    unet = torch.nn.Module.to(_unet(config), dtype=torch.bfloat16)
+    keys = list(unet.state_dict())
+    monkeypatch.delenv(fp8.FP8_ENV, raising=False)
+    fast.optimize(unet, compile=False)
+    assert not any(isinstance(m, fp8.Float8Linear) for m in unet.modules())
+    monkeypatch.setenv(fp8.FP8_ENV, "1")
+    fast.optimize(unet, compile=False)
+    swapped = [m for m in unet.modules() if isinstance(m, fp8.Float8Linear)]
+    blocks = [m for m in unet.modules() if isinstance(m, BasicTransformerBlock)]
+    assert len(swapped) >= 7 * len(blocks) > 0  # q, k, v, out of both attentions, the feed-forward's two
+    assert list(unet.state_dict()) == keys
+    with torch.no_grad():
+        got = unet(**inputs)
+    assert _relative_l2(expected, got) < FP8_TOLERANCE
+    assert fp8.use_fp8(unet) == 0  # once only
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_fast_path_matches_cpu_float32(unet_case) -> None:
     config, inputs, expected = unet_case
@@ -168,6 +209,16 @@ def test_cuda_fast_path_matches_cpu_float32(unet_case) -> None:
             reference = _unet(config).cuda()(**{k: v.cuda() for k, v in inputs.items()}).cpu()
     assert _relative_l2(expected, got) < BF16_TOLERANCE
     assert _relative_l2(expected, reference) < BF16_TOLERANCE
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or not fp8.fp8_supported(torch.device("cuda")),
+                    reason="needs a CUDA device with FP8")
+def test_cuda_fp8_unet_matches_cpu_float32(unet_case) -> None:
+    config, inputs, expected = unet_case
+    gpu = fast.optimize(torch.nn.Module.to(_unet(config), "cuda", torch.bfloat16), compile=False, fp8=True)
+    with torch.no_grad():
+        got = gpu(**{k: v.cuda() for k, v in inputs.items()}).cpu()
+    assert _relative_l2(expected, got) < FP8_TOLERANCE
 
 
 def _graphed_unet(device: str, dtype: torch.dtype) -> tuple[HummingbirdUNet, dict[str, torch.Tensor]]:
