@@ -151,13 +151,17 @@ class _Pipeline:
         """
         if not torch.isfinite(latents).all():
             raise NonFiniteOutput("the latents hold NaN or infinity")
-        parts, finite = [], []
+        batch, _, count, height, width = latents.shape
+        scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        frames = torch.empty((batch, count, height * scale, width * scale, 3), dtype=torch.uint8)
+        start, finite = 0, []
         for part in self._decoded_chunks(latents, callback):
             finite.append(torch.isfinite(part).all())
-            parts.append(to_uint8(part).contiguous().cpu())
+            frames[:, start:start + part.shape[2]].copy_(to_uint8(part))  # one copy, straight into place
+            start += part.shape[2]
         if not torch.stack(finite).all():
             raise NonFiniteOutput("the decoded video holds NaN or infinity")
-        return torch.cat(parts, dim=1)
+        return frames
 
     def _decoded_chunks(self, latents: torch.Tensor, callback: Callback | None) -> Iterator[torch.Tensor]:
         """Float32 video chunks [B, 3, f, H, W] on the device, sized to bound the VAE's memory."""

@@ -352,7 +352,7 @@ class Upscaler:
         for start in range(0, count, step):
             chunk = _tensor(frames[start:start + step]).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
             out = _resize(self.enhance(chunk, tile, tile_pad), out_h, out_w)
-            result[start:start + len(chunk)] = _to_uint8(out)
+            torch.from_numpy(result[start:start + len(chunk)]).copy_(_to_uint8(out))  # one copy to the host
             _report(callback, start, len(chunk), count)
         return result
 
@@ -380,6 +380,6 @@ def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(x, size=(height, width), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """[N, 3, H, W] in [0, 1] -> uint8 [N, H, W, 3], rounded (not truncated)."""
-    return x.mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[N, 3, H, W] in [0, 1] -> uint8 [N, H, W, 3] (a view, on the same device), rounded (not truncated)."""
+    return x.mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1)
