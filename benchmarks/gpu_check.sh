@@ -5,17 +5,19 @@
 #   benchmarks/gpu_check.sh [OUT_DIR]          (default outputs/bench)
 #
 # PYTHON picks the interpreter (default .venv/bin/python, else python3); GOLDEN the fixture folder (default
-# ../shared/golden, skipped with a note when absent); MODES the fast-path variants (default fast,graphs).
-# GPU_CHECK_COMPILE=1 adds a torch.compile run of the U-Net, VAE, SR and end-to-end parts (compile.json/.txt; about
-# 6 minutes more, most of it compiling). Every step runs under a time limit, even after a failure; the exit status
-# says whether all passed.
+# ../shared/golden, skipped with a note when absent); MODES the fast-path modes (default fast,fp8).
+# GPU_CHECK_COMPILE=1 adds a compiled run: COMPILE_MODES (default compiled) of COMPILE_PARTS (default
+# t2v09,vae,sr,e2e), in compile.json/.txt; about 6 minutes more per mode, most of it compiling. Every step runs
+# under a time limit, even after a failure; the exit status says whether all passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 OUT_DIR=${1:-outputs/bench}
 GOLDEN=${GOLDEN:-../shared/golden}
-MODES=${MODES:-fast,graphs}
+MODES=${MODES:-fast,fp8}
+COMPILE_MODES=${COMPILE_MODES:-compiled}
+COMPILE_PARTS=${COMPILE_PARTS:-t2v09,vae,sr,e2e}
 mkdir -p "$OUT_DIR"
 failed=()
 
@@ -40,8 +42,8 @@ step tests 90 bash -o pipefail -c "'$PYTHON' -m pytest -q -p no:cacheprovider -k
 step bench 330 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --modes '$MODES' --runs 5 --warmup 2 --check \
   --profile '$OUT_DIR/profiles' --json '$OUT_DIR/bench.json' 2>&1 | tee '$OUT_DIR/bench.txt'"
 if [ "${GPU_CHECK_COMPILE:-0}" = 1 ]; then
-  step compile 480 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --parts t2v09,vae,sr,e2e --modes compiled \
-    --runs 3 --warmup 2 --json '$OUT_DIR/compile.json' 2>&1 | tee '$OUT_DIR/compile.txt'"
+  step compile 540 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --parts '$COMPILE_PARTS' \
+    --modes '$COMPILE_MODES' --runs 3 --warmup 2 --json '$OUT_DIR/compile.json' 2>&1 | tee '$OUT_DIR/compile.txt'"
 fi
 [ -d "$OUT_DIR/profiles" ] && tar czf "$OUT_DIR/profiles.tgz" -C "$OUT_DIR" profiles && rm -r "$OUT_DIR/profiles"
 if [ ${#failed[@]} -gt 0 ]; then
