@@ -191,7 +191,7 @@ def test_fp8_unet_stays_within_tolerance_and_keeps_keys(unet_case, monkeypatch) 
     fast.optimize(unet, compile=False)
     swapped = [m for m in unet.modules() if isinstance(m, fp8.Float8Linear)]
     blocks = [m for m in unet.modules() if isinstance(m, BasicTransformerBlock)]
-    assert len(swapped) >= 7 * len(blocks) > 0  # q, k, v, out of both attentions, the feed-forward's two
+    assert len(swapped) >= 10 * len(blocks) > 0  # q, k, v, out of both attentions, the feed-forward's two
     assert list(unet.state_dict()) == keys
     with torch.no_grad():
         got = unet(**inputs)
