@@ -89,8 +89,8 @@ def optimize(target: Target, compile: bool | None = None, mode: str | None = Non
             if fp8_supported(device):
                 use_fp8(network)
             elif fp8:
-                raise ValueError(f"FP8 needs the CPU or an NVIDIA GPU of compute capability 8.9 or newer; {device} "
-                                 "has none")
+                raise ValueError(f"{device} cannot run FP8 matmuls: they need an NVIDIA GPU of compute capability "
+                                 "8.9 or newer (Ada, Hopper, Blackwell) or the CPU")
             else:
                 warnings.warn(f"{FP8_ENV} is set, but {device} cannot run FP8 matmuls: the U-Net stays in "
                               f"{next(network.parameters()).dtype}", RuntimeWarning, stacklevel=2)

@@ -199,6 +199,17 @@ def test_fp8_unet_stays_within_tolerance_and_keeps_keys(unet_case, monkeypatch) 
     assert fp8.use_fp8(unet) == 0  # once only
 
 
+def test_fp8_on_a_device_without_it_is_refused_or_skipped(monkeypatch) -> None:
+    monkeypatch.setattr(fast, "fp8_supported", lambda device: False)  # as on a GPU older than compute 8.9
+    unet = _unet(T2V_TINY.unet)
+    with pytest.raises(ValueError, match="cannot run FP8 matmuls: they need an NVIDIA GPU of compute capability"):
+        fast.optimize(unet, compile=False, fp8=True)
+    monkeypatch.setenv(fp8.FP8_ENV, "1")
+    with pytest.warns(RuntimeWarning, match="HUMMINGBIRD_FP8 is set, but cpu cannot run FP8 matmuls"):
+        fast.optimize(unet, compile=False)
+    assert not any(isinstance(m, fp8.Float8Linear) for m in unet.modules())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_fast_path_matches_cpu_float32(unet_case) -> None:
     config, inputs, expected = unet_case
