@@ -5,6 +5,8 @@ GPU (statistics still in float32) and the chunked VAE decode are already the pip
 them :func:`optimize`, keeping every state-dict key:
 
 - turns on cuDNN autotuning (process-wide) for CUDA networks: the convolutions run at fixed shapes;
+- computes the U-Net's temporal ``(3, 1, 1)`` 3-D convolutions as ``(3, 1)`` 2-D ones over ``(F, h*w)``
+  (:class:`~hummingbird.unet.TemporalConv2d`): the same weights and result, faster kernels;
 - stores SR networks channels-last on CUDA (``channels_last=True`` does it for every network): plain convolution
   stacks without norms, and the fp16 tensor-core convolutions of cuDNN are NHWC;
 - with ``cuda_graphs`` (default: with ``compile``, or ``HUMMINGBIRD_CUDA_GRAPHS=1``) replays the U-Net from CUDA
@@ -19,8 +21,8 @@ them :func:`optimize`, keeping every state-dict key:
 - with ``fp8`` (default: ``HUMMINGBIRD_FP8=1``) multiplies the U-Net's transformer linears in FP8
   (:mod:`hummingbird.fp8`), on GPUs that have FP8 tensor cores.
 
-Without compile and FP8 the outputs are unchanged (bit for bit on CPU; on CUDA up to the rounding of the cuDNN
-algorithm that autotuning picks).
+Without compile and FP8 the outputs are unchanged up to float rounding (the order of the sums in the 2-D temporal
+convolutions and in the cuDNN algorithms that autotuning picks).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from hummingbird.fp8 import FP8_ENV, fp8_requested, fp8_supported, use_fp8
 from hummingbird.sr import RRDB, RRDBNet, SRVGGNetCompact
-from hummingbird.unet import GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer, TemporalTransformer
+from hummingbird.unet import (GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer, TemporalConv2d,
+                              TemporalTransformer)
 
 COMPILE_ENV = "HUMMINGBIRD_COMPILE"
 CUDA_GRAPHS_ENV = "HUMMINGBIRD_CUDA_GRAPHS"
@@ -81,25 +84,32 @@ def optimize(target: Target, compile: bool | None = None, mode: str | None = Non
     cuda_graphs = cuda_graphs_requested(compile) if cuda_graphs is None else cuda_graphs
     for network in networks(target):
         device = _device(network)
+        if isinstance(network, HummingbirdUNet):
+            temporal_convs_as_2d(network)
+            if fp8 or (fp8 is None and fp8_requested()):
+                _fp8_if_possible(network, device, asked_explicitly=bool(fp8))
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             if channels_last or (channels_last is None and isinstance(network, (RRDBNet, SRVGGNetCompact))):
                 to_channels_last(network)
-        if isinstance(network, HummingbirdUNet) and (fp8 or (fp8 is None and fp8_requested())):
-            if fp8_supported(device):
-                use_fp8(network)
-            elif fp8:
-                raise ValueError(f"{device} cannot run FP8 matmuls: they need an NVIDIA GPU of compute capability "
-                                 "8.9 or newer (Ada, Hopper, Blackwell) or the CPU")
-            else:
-                warnings.warn(f"{FP8_ENV} is set, but {device} cannot run FP8 matmuls: the U-Net stays in "
-                              f"{next(network.parameters()).dtype}", RuntimeWarning, stacklevel=2)
         if compile:
             fuse_norm_silu(network)
             compile_regions(network, mode)
         if cuda_graphs and mode != "reduce-overhead" and isinstance(network, HummingbirdUNet):
             GraphedForward.install(network)
     return target
+
+
+def _fp8_if_possible(unet: HummingbirdUNet, device: torch.device, asked_explicitly: bool) -> None:
+    """FP8 linears where ``device`` runs them; elsewhere an error if ``fp8=True`` asked, else a warning."""
+    if fp8_supported(device):
+        use_fp8(unet)
+    elif asked_explicitly:
+        raise ValueError(f"{device} cannot run FP8 matmuls: they need an NVIDIA GPU of compute capability 8.9 or "
+                         "newer (Ada, Hopper, Blackwell) or the CPU")
+    else:
+        warnings.warn(f"{FP8_ENV} is set, but {device} cannot run FP8 matmuls: the U-Net stays in "
+                      f"{next(unet.parameters()).dtype}", RuntimeWarning, stacklevel=3)
 
 
 def networks(target: Any) -> list[nn.Module]:
@@ -116,11 +126,28 @@ def networks(target: Any) -> list[nn.Module]:
 
 def to_channels_last(network: nn.Module) -> nn.Module:
     """Store every 2-D convolution's weight channels-last (NHWC), in place: those convolutions then run and return
-    NHWC. Other weights (the U-Net's temporal 3-D convolutions included) keep their layout."""
+    NHWC. So are the temporal convolutions computed as 2-D ones; other weights keep their layout (a 3-D
+    convolution cannot take a channels-last input)."""
     for module in network.modules():
         if isinstance(module, nn.Conv2d):
             module.to(memory_format=torch.channels_last)
+        elif isinstance(module, TemporalConv2d):  # its 2-D weight view is then channels-last too
+            module.to(memory_format=torch.channels_last_3d)
     return network
+
+
+def temporal_convs_as_2d(network: nn.Module) -> int:
+    """Replace each ``(k, 1, 1)`` ``nn.Conv3d`` by a :class:`TemporalConv2d` sharing its parameters; return the count.
+
+    State-dict keys stay; results change only by float rounding (the sums run in another order).
+    """
+    swapped = 0
+    for parent in list(network.modules()):
+        for name, child in parent.named_children():
+            if type(child) is nn.Conv3d and child.kernel_size[1:] == (1, 1) and child.padding[1:] == (0, 0):
+                setattr(parent, name, TemporalConv2d.sharing(child))
+                swapped += 1
+    return swapped
 
 
 def fuse_norm_silu(network: nn.Module) -> int:

@@ -107,7 +107,7 @@ class _Pipeline:
         self.config = config
         self.unet, self.text_encoder, self.vae = unet.eval(), text_encoder, vae.eval()
         self.to(device, dtype)
-        if optimized:  # cuDNN autotuning on GPU; regional compile and CUDA graphs with HUMMINGBIRD_COMPILE=1
+        if optimized:  # 2-D temporal convs, cuDNN autotuning on GPU; compile + CUDA graphs with HUMMINGBIRD_COMPILE=1
             optimize(self)
 
     @property
@@ -326,14 +326,14 @@ class T2VPipeline(_Pipeline):
         return cls.from_components(config, components, device, dtype)
 
     @classmethod
-    def tiny(cls, seed: int = 0, device: torch.device | str | None = None,
-             dtype: torch.dtype | None = None) -> "T2VPipeline":
+    def tiny(cls, seed: int = 0, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+             optimized: bool = True) -> "T2VPipeline":
         """Random tiny weights with every structural flag of the release: for tests and smoke runs."""
         config = configs.T2V_TINY
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             core = _random_core(config)
-        return cls(config, device=device, dtype=dtype, **core)
+        return cls(config, device=device, dtype=dtype, optimized=optimized, **core)
 
     @staticmethod
     def validate(prompt: Any, steps: Any = 8, frames: Any = 26, height: Any = 320, width: Any = 512,
@@ -453,8 +453,8 @@ class I2VPipeline(_Pipeline):
         return cls.from_components(config, components, device, dtype)
 
     @classmethod
-    def tiny(cls, seed: int = 0, device: torch.device | str | None = None,
-             dtype: torch.dtype | None = None) -> "I2VPipeline":
+    def tiny(cls, seed: int = 0, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+             optimized: bool = True) -> "I2VPipeline":
         """Random tiny weights with every structural flag of the release: for tests and smoke runs."""
         config = configs.I2V_TINY
         with torch.random.fork_rng(devices=[]):
@@ -463,7 +463,7 @@ class I2VPipeline(_Pipeline):
             image = ImageConditioner.random(config.vision, config.resampler)
             reneg = torch.randn(1, 77, config.text["width"])
         return cls(config, image_conditioner=image, schedule=default_i2v_schedule(), reneg=reneg, device=device,
-                   dtype=dtype, **core)
+                   dtype=dtype, optimized=optimized, **core)
 
     @staticmethod
     def validate(image: Any = None, prompt: Any = "", steps: Any = 16, frames: Any = 16, height: Any = 320,

@@ -128,6 +128,27 @@ class GroupNormSiLU(GroupNorm32):
         return F.silu(group_norm_fp32_stats(self, x))
 
 
+class TemporalConv2d(nn.Conv3d):
+    """A ``(3, 1, 1)`` Conv3d over ``[B, C, F, h, w]`` computed as a ``(3, 1)`` 2-D convolution over the view
+    ``[B, C, F, h*w]``: the same weights (and keys), the same result, on the better tuned 2-D kernels."""
+
+    @classmethod
+    def sharing(cls, conv: nn.Conv3d) -> "TemporalConv2d":
+        """A 2-D-computed copy of ``conv`` holding its very parameters."""
+        plain = (conv.stride, conv.dilation, conv.groups, conv.padding_mode) == ((1, 1, 1), (1, 1, 1), 1, "zeros")
+        if conv.kernel_size[1:] != (1, 1) or conv.padding[1:] != (0, 0) or not plain:
+            raise ValueError(f"only plain (k, 1, 1) temporal convolutions compute as 2-D ones, not {conv}")
+        temporal = cls(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding,
+                       bias=conv.bias is not None, device="meta")
+        temporal.weight, temporal.bias = conv.weight, conv.bias
+        return temporal
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, f, h, w = x.shape
+        out = F.conv2d(x.reshape(b, c, f, h * w), self.weight.squeeze(-1), self.bias, padding=self.padding[:2])
+        return out.view(b, out.shape[1], f, h, w)
+
+
 class CrossAttention(nn.Module):
     """Multi-head attention without biases on q/k/v; with ``image_cross_attention`` the context is split at
     77 tokens and a second attention over the image tokens (``to_k_ip``/``to_v_ip``, shared q) is added."""
