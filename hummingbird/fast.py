@@ -137,14 +137,15 @@ def to_channels_last(network: nn.Module) -> nn.Module:
 
 
 def temporal_convs_as_2d(network: nn.Module) -> int:
-    """Replace each ``(k, 1, 1)`` ``nn.Conv3d`` by a :class:`TemporalConv2d` sharing its parameters; return the count.
+    """Replace each plain ``(k, 1, 1)`` ``nn.Conv3d`` by a :class:`TemporalConv2d` sharing its parameters; return
+    the count.
 
     State-dict keys stay; results change only by float rounding (the sums run in another order).
     """
     swapped = 0
     for parent in list(network.modules()):
         for name, child in parent.named_children():
-            if type(child) is nn.Conv3d and child.kernel_size[1:] == (1, 1) and child.padding[1:] == (0, 0):
+            if TemporalConv2d.fits(child):
                 setattr(parent, name, TemporalConv2d.sharing(child))
                 swapped += 1
     return swapped

@@ -129,14 +129,20 @@ class GroupNormSiLU(GroupNorm32):
 
 
 class TemporalConv2d(nn.Conv3d):
-    """A ``(3, 1, 1)`` Conv3d over ``[B, C, F, h, w]`` computed as a ``(3, 1)`` 2-D convolution over the view
-    ``[B, C, F, h*w]``: the same weights (and keys), the same result, on the better tuned 2-D kernels."""
+    """A ``(k, 1, 1)`` Conv3d over ``[B, C, F, h, w]`` computed as a ``(k, 1)`` 2-D convolution over the view
+    ``[B, C, F, h*w]``: the same weights (and keys) and, up to float rounding, the same result, on the better tuned
+    2-D kernels."""
+
+    @staticmethod
+    def fits(conv: nn.Module) -> bool:
+        """Whether ``conv`` is a plain ``(k, 1, 1)`` Conv3d: no spatial padding, stride, dilation or groups."""
+        return (type(conv) is nn.Conv3d and conv.kernel_size[1:] == (1, 1) and conv.padding[1:] == (0, 0)
+                and (conv.stride, conv.dilation, conv.groups, conv.padding_mode) == ((1, 1, 1), (1, 1, 1), 1, "zeros"))
 
     @classmethod
     def sharing(cls, conv: nn.Conv3d) -> "TemporalConv2d":
         """A 2-D-computed copy of ``conv`` holding its very parameters."""
-        plain = (conv.stride, conv.dilation, conv.groups, conv.padding_mode) == ((1, 1, 1), (1, 1, 1), 1, "zeros")
-        if conv.kernel_size[1:] != (1, 1) or conv.padding[1:] != (0, 0) or not plain:
+        if not cls.fits(conv):
             raise ValueError(f"only plain (k, 1, 1) temporal convolutions compute as 2-D ones, not {conv}")
         temporal = cls(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding,
                        bias=conv.bias is not None, device="meta")
