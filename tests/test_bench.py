@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+from benchmarks import bench
 
 MODES = ("baseline", "fast", "graphs")
 
@@ -52,15 +55,20 @@ def test_tiny_run_writes_report(tmp_path) -> None:
     assert [line.split()[0] for line in table[3:]] == ["t2v09", "e2e-t2v", "e2e-i2v"]
 
 
-def test_bad_arguments_are_refused() -> None:
-    proc = _bench("--tiny", "--parts", "t2v09,upscale")
-    assert proc.returncode == 2 and "parts must be" in proc.stderr
-    proc = _bench("--device", "cpu", "--check")
-    assert proc.returncode == 2 and "--check at the release sizes needs a GPU" in proc.stderr
+@pytest.mark.parametrize(("args", "message"), [
+    (["--tiny", "--parts", "t2v09,upscale"], "parts must be"),
+    (["--device", "cpu", "--check"], "--check at the release sizes needs a GPU"),
+    (["--tiny", "--modes", "fast,turbo"], "modes must be fast or variants of graphs, compiled, channels-last, fp8, "
+                                          "autotune"),
+    (["--tiny", "--modes", "compiled+turbo"], "joined by +"),
+    (["--tiny", "--warmup", "0"], "--warmup must be >= 1"),
+])
+def test_bad_arguments_are_refused(args, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2_from_the_command_line() -> None:
     proc = _bench("--tiny", "--modes", "fast,turbo")
-    assert proc.returncode == 2
-    assert "modes must be fast or variants of graphs, compiled, channels-last, fp8, autotune" in proc.stderr
-    proc = _bench("--tiny", "--modes", "compiled+turbo")
-    assert proc.returncode == 2 and "joined by +" in proc.stderr
-    proc = _bench("--tiny", "--warmup", "0")
-    assert proc.returncode == 2 and "--warmup must be >= 1" in proc.stderr
+    assert proc.returncode == 2 and "modes must be fast or variants of" in proc.stderr
