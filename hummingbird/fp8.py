@@ -78,6 +78,8 @@ class Float8Linear(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype != torch.bfloat16:
             return super().forward(x)
+        if x.shape[-1] != self.in_features:  # a reshape would silently regroup the values
+            raise ValueError(f"expected inputs with {self.in_features} features, got shape {tuple(x.shape)}")
         rows, scale = quantize_rows(x.reshape(-1, self.in_features))
         bias = None if self.bias is None else self.bias.to(x.dtype)
         out = torch._scaled_mm(rows, self.weight_fp8.t(), scale_a=scale, scale_b=self.weight_scale, bias=bias,

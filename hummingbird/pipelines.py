@@ -31,7 +31,7 @@ from hummingbird.text import TextEncoder
 from hummingbird.unet import HummingbirdUNet
 from hummingbird.validation import (MAX_FRAMES, MAX_I2V_STEPS, MAX_SEED, check_float, check_int, check_seed,
                                     check_size, check_text)
-from hummingbird.vae import build_vae, decode_latents, encode_image, load_vae, to_uint8
+from hummingbird.vae import build_vae, check_latents, decode_latents, encode_image, load_vae, to_uint8
 from hummingbird.weights import is_converted_folder, resolve_i2v, resolve_t2v
 
 # Frames decoded at once per 320x512 of frame area (bounds VAE decode memory).
@@ -149,6 +149,7 @@ class _Pipeline:
         Each chunk is checked and converted on the device, so only bytes cross to the host. Raises
         :class:`NonFiniteOutput` when the latents or the decoded video hold NaN or infinity.
         """
+        check_latents(self.vae, latents)
         if not torch.isfinite(latents).all():
             raise NonFiniteOutput("the latents hold NaN or infinity")
         batch, _, count, height, width = latents.shape

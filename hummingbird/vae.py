@@ -107,7 +107,8 @@ def load_vae(sd: Mapping[str, torch.Tensor], ddconfig: Mapping[str, Any],
     return vae.eval().requires_grad_(False)
 
 
-def _check_latents(vae: AutoencoderKL, latents: torch.Tensor) -> None:
+def check_latents(vae: AutoencoderKL, latents: torch.Tensor) -> None:
+    """Refuse anything but video latents [B, C, F, h, w] with the VAE's latent channels."""
     channels = vae.config.latent_channels
     if latents.ndim != 5 or latents.shape[1] != channels:
         raise ValueError(f"latents must be [B, {channels}, F, h, w], got {tuple(latents.shape)}")
@@ -121,7 +122,7 @@ def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, scale_factor: floa
     ``latents / scale_factor`` go through the 2-D VAE ``chunk_size`` frames at a time (all B·F at once when
     None): a smaller chunk bounds memory and changes nothing but float rounding.
     """
-    _check_latents(vae, latents)
+    check_latents(vae, latents)
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
     b, c, f, h, w = latents.shape

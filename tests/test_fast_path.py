@@ -198,6 +198,8 @@ def test_fp8_linear_shares_its_weights_and_follows_casts_and_loads() -> None:
     got = fp8_linear(x.bfloat16())
     assert got.dtype == torch.bfloat16 and got.shape == (2, 5, 48)
     assert 1e-3 < _relative_l2(expected, got) < BF16_TOLERANCE  # rounded to float8, but close
+    with pytest.raises(ValueError, match="expected inputs with 64 features, got shape"):
+        fp8_linear(torch.randn(4, 32, dtype=torch.bfloat16))  # 128 values: a reshape would make 2 rows of 64
     torch.nn.Module.to(fp8_linear, dtype=torch.bfloat16)
     assert (fp8_linear.weight_fp8.dtype, fp8_linear.weight_scale.dtype) == (fp8.FP8, torch.float32)
     torch.nn.Module.to(fp8_linear, dtype=torch.float32)

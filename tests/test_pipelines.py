@@ -195,6 +195,8 @@ def test_non_finite_latents_or_decode_are_refused(t2v):
     latents[0, 0, 1, 2, 3] = float("inf")
     with pytest.raises(NonFiniteOutput, match="latents hold NaN or infinity"):
         t2v.decode_frames(latents)
+    with pytest.raises(ValueError, match=r"latents must be \[B, 4, F, h, w\], got \(4, 2, 8, 8\)"):
+        t2v.decode_frames(latents[0])
     broken = T2VPipeline.tiny(device="cpu", dtype=torch.bfloat16)
     with torch.no_grad():
         broken.vae.decoder.conv_out.bias[0] = float("nan")
