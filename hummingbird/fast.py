@@ -40,10 +40,10 @@ from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, UpDecoderBlock
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
-from hummingbird.fp8 import FP8_ENV, fp8_requested, fp8_supported, use_fp8
+from hummingbird.fp8 import FP8_ENV, Float8Linear, fp8_requested, fp8_supported
 from hummingbird.sr import RRDB, RRDBNet, SRVGGNetCompact
-from hummingbird.unet import (GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer, TemporalConv2d,
-                              TemporalTransformer)
+from hummingbird.unet import (BasicTransformerBlock, GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer,
+                              TemporalConv2d, TemporalTransformer)
 
 COMPILE_ENV = "HUMMINGBIRD_COMPILE"
 CUDA_GRAPHS_ENV = "HUMMINGBIRD_CUDA_GRAPHS"
@@ -142,13 +142,26 @@ def temporal_convs_as_2d(network: nn.Module) -> int:
 
     State-dict keys stay; results change only by float rounding (the sums run in another order).
     """
-    swapped = 0
-    for parent in list(network.modules()):
+    return _replace(network, TemporalConv2d)
+
+
+def use_fp8(network: nn.Module) -> int:
+    """Swap every linear of the U-Net's transformer blocks (attention and feed-forward) for a
+    :class:`~hummingbird.fp8.Float8Linear` sharing its parameters, in place; return the count. Sizes that are not
+    multiples of 16 (which FP8 tensor cores cannot take) stay as they are."""
+    return sum(_replace(block, Float8Linear) for block in list(network.modules())
+               if isinstance(block, BasicTransformerBlock))
+
+
+def _replace(root: nn.Module, kind: type[TemporalConv2d] | type[Float8Linear]) -> int:
+    """Replace every descendant of ``root`` that ``kind.fits`` by ``kind.sharing(it)``; return the count."""
+    replaced = 0
+    for parent in list(root.modules()):
         for name, child in parent.named_children():
-            if TemporalConv2d.fits(child):
-                setattr(parent, name, TemporalConv2d.sharing(child))
-                swapped += 1
-    return swapped
+            if kind.fits(child):
+                setattr(parent, name, kind.sharing(child))
+                replaced += 1
+    return replaced
 
 
 def fuse_norm_silu(network: nn.Module) -> int:

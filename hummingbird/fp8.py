@@ -15,8 +15,6 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from hummingbird.unet import BasicTransformerBlock
-
 FP8_ENV = "HUMMINGBIRD_FP8"
 FP8 = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8).max)
@@ -53,6 +51,11 @@ class Float8Linear(nn.Linear):
     weight_fp8: Tensor
     weight_scale: Tensor
 
+    @staticmethod
+    def fits(module: nn.Module) -> bool:
+        """Whether ``module`` is a plain ``nn.Linear`` with sizes FP8 tensor cores take (multiples of 16)."""
+        return type(module) is nn.Linear and module.in_features % 16 == 0 and module.out_features % 16 == 0
+
     @classmethod
     def sharing(cls, linear: nn.Linear) -> "Float8Linear":
         """An FP8 linear holding the very parameters of ``linear``."""
@@ -85,21 +88,3 @@ class Float8Linear(nn.Linear):
         out = torch._scaled_mm(rows, self.weight_fp8.t(), scale_a=scale, scale_b=self.weight_scale, bias=bias,
                                out_dtype=x.dtype)
         return out.reshape(*x.shape[:-1], self.out_features)
-
-
-def use_fp8(network: nn.Module) -> int:
-    """Swap every linear of the U-Net's transformer blocks (attention and feed-forward) for a
-    :class:`Float8Linear` sharing its parameters, in place; return the count. Sizes that are not multiples of 16
-    (which FP8 tensor cores cannot take) stay as they are."""
-    swapped = 0
-    for block in [m for m in network.modules() if isinstance(m, BasicTransformerBlock)]:
-        for parent in block.modules():
-            for name, child in parent.named_children():
-                if _swappable(child):
-                    setattr(parent, name, Float8Linear.sharing(child))
-                    swapped += 1
-    return swapped
-
-
-def _swappable(module: Any) -> bool:
-    return (type(module) is nn.Linear and module.in_features % 16 == 0 and module.out_features % 16 == 0)

@@ -224,7 +224,7 @@ def test_fp8_unet_stays_within_tolerance_and_keeps_keys(unet_case, monkeypatch) 
     with torch.no_grad():
         got = unet(**inputs)
     assert _relative_l2(expected, got) < FP8_TOLERANCE
-    assert fp8.use_fp8(unet) == 0  # once only
+    assert fast.use_fp8(unet) == 0  # once only
 
 
 def test_fp8_on_a_device_without_it_is_refused_or_skipped(monkeypatch) -> None:
