@@ -17,7 +17,8 @@ them :func:`optimize`, keeping every state-dict key:
 - with ``compile`` (default: ``HUMMINGBIRD_COMPILE=1``) fuses each GroupNorm+SiLU pair (float32 statistics, as
   before) and compiles regionally: each repeated block class (U-Net ResBlocks and transformers, the VAE decoder's
   blocks, RRDB blocks) is compiled once per input shape, not the whole graph. ``mode="reduce-overhead"`` gives
-  the compiled regions their own CUDA graphs instead;
+  the compiled regions their own CUDA graphs instead. On the CPU, regions keep the activations' layout
+  (:func:`compile_settings`);
 - with ``fp8`` (default: ``HUMMINGBIRD_FP8=1``) multiplies the U-Net's transformer linears in FP8
   (:mod:`hummingbird.fp8`), on GPUs that have FP8 tensor cores.
 
@@ -197,9 +198,20 @@ def compile_regions(network: nn.Module, mode: str | None = None) -> list[nn.Modu
     limit = torch._dynamo.config.recompile_limit
     torch._dynamo.config.recompile_limit = max(limit, RECOMPILE_LIMIT)
     compiled = regions(network)
+    settings = compile_settings(_device(network), mode)
     for region in compiled:
-        region.compile(mode=mode, dynamic=False)
+        region.compile(dynamic=False, **settings)
     return compiled
+
+
+def compile_settings(device: torch.device, mode: str | None) -> dict[str, Any]:
+    """``torch.compile`` arguments for regions on ``device``: on the CPU without inductor's channels-last layout
+    conversion, which made the compiled U-Net 1.26x slower than eager there (1.04x faster without it)."""
+    if device.type != "cpu":
+        return {"mode": mode}
+    from torch._inductor import list_mode_options  # here: importing inductor takes a second
+
+    return {"options": {**list_mode_options(mode or "default"), "layout_optimization": False}}
 
 
 # ------------------------------------------------------------------------------------ CUDA graphs

@@ -165,6 +165,21 @@ def test_compile_switch_and_modes(monkeypatch) -> None:
         fast.optimize(object())
 
 
+def test_compiled_regions_run_on_the_cpu_without_layout_conversion() -> None:
+    torch.manual_seed(0)
+    net = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4).eval()
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        expected = net(x)
+        got = fast.optimize(net, compile=True)(x)  # the options reach inductor: an unknown one would fail here
+    assert net.body[0]._compiled_call_impl is not None
+    torch.testing.assert_close(got, expected)
+    cpu, gpu = fast.compile_settings(torch.device("cpu"), "max-autotune-no-cudagraphs"), fast.compile_settings(
+        torch.device("cuda"), "max-autotune-no-cudagraphs")
+    assert cpu == {"options": {"max_autotune": True, "coordinate_descent_tuning": True, "layout_optimization": False}}
+    assert gpu == {"mode": "max-autotune-no-cudagraphs"}
+
+
 def test_sr_regions_and_channels_last() -> None:
     torch.manual_seed(0)
     net = RRDBNet(num_feat=8, num_block=2, num_grow_ch=4).eval()
