@@ -20,10 +20,12 @@ them :func:`optimize`, keeping every state-dict key:
   the compiled regions their own CUDA graphs instead. On the CPU, regions keep the activations' layout
   (:func:`compile_settings`);
 - with ``fp8`` (default: ``HUMMINGBIRD_FP8=1``) multiplies the U-Net's transformer linears in FP8
-  (:mod:`hummingbird.fp8`), on GPUs that have FP8 tensor cores.
+  (:mod:`hummingbird.fp8`), on GPUs that have FP8 tensor cores;
+- with ``triton_norms`` (default: ``HUMMINGBIRD_TRITON_NORMS=1``) runs the U-Net's and the VAE's GroupNorms, and
+  the SiLUs after them, as Triton kernels in eager mode (:mod:`hummingbird.norms`).
 
-Without compile and FP8 the outputs are unchanged up to float rounding (the order of the sums in the 2-D temporal
-convolutions and in the cuDNN algorithms that autotuning picks).
+The outputs are unchanged up to float rounding (the order of the sums in the 2-D temporal convolutions, in the
+cuDNN algorithms that autotuning picks and, with Triton norms, in the statistics), except with compile and FP8.
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.vae import Decoder, Encoder
+from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, UpDecoderBlock2D
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from hummingbird.fp8 import FP8_ENV, Float8Linear, fp8_requested, fp8_supported
+from hummingbird.norms import TRITON_NORMS_ENV, TritonGroupNorm, triton_available, triton_norms_requested
 from hummingbird.sr import RRDB, RRDBNet, SRVGGNetCompact
 from hummingbird.unet import (BasicTransformerBlock, GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer,
                               TemporalConv2d, TemporalTransformer)
@@ -72,23 +77,31 @@ def cuda_graphs_requested(compile: bool) -> bool:
 
 
 def optimize(target: Target, compile: bool | None = None, mode: str | None = None,
-             cuda_graphs: bool | None = None, channels_last: bool | None = None, fp8: bool | None = None) -> Target:
+             cuda_graphs: bool | None = None, channels_last: bool | None = None, fp8: bool | None = None,
+             triton_norms: bool | None = None) -> Target:
     """Put ``target`` (a pipeline, an ``Upscaler`` or an ``nn.Module``) on the fast path in place; return it.
 
     ``compile`` None follows ``HUMMINGBIRD_COMPILE``, ``cuda_graphs`` None :func:`cuda_graphs_requested`; ``mode``
     is the ``torch.compile`` mode of the regions; ``channels_last`` None means SR networks only. ``fp8`` None
     follows ``HUMMINGBIRD_FP8`` and skips, with a warning, a device without FP8; ``fp8=True`` there is an error.
+    ``triton_norms`` None follows ``HUMMINGBIRD_TRITON_NORMS``.
     """
     if mode not in COMPILE_MODES:
         raise ValueError(f"mode must be one of {COMPILE_MODES}, got {mode!r}")
     compile = compile_requested() if compile is None else compile
     cuda_graphs = cuda_graphs_requested(compile) if cuda_graphs is None else cuda_graphs
+    triton_norms = triton_norms_requested() if triton_norms is None else triton_norms
     for network in networks(target):
         device = _device(network)
         if isinstance(network, HummingbirdUNet):
             temporal_convs_as_2d(network)
             if fp8 or (fp8 is None and fp8_requested()):
                 _fp8_if_possible(network, device, asked_explicitly=bool(fp8))
+        if triton_norms and isinstance(network, (HummingbirdUNet, AutoencoderKL)):
+            if device.type == "cuda" and not triton_available():
+                warnings.warn(f"{TRITON_NORMS_ENV}: the triton package is not installed, GroupNorms stay on "
+                              "PyTorch's kernels", RuntimeWarning, stacklevel=2)
+            use_triton_norms(network)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             if channels_last or (channels_last is None and isinstance(network, (RRDBNet, SRVGGNetCompact))):
@@ -154,7 +167,26 @@ def use_fp8(network: nn.Module) -> int:
                if isinstance(block, BasicTransformerBlock))
 
 
-def _replace(root: nn.Module, kind: type[TemporalConv2d] | type[Float8Linear]) -> int:
+def use_triton_norms(network: nn.Module) -> int:
+    """Swap every affine GroupNorm of ``network`` for a :class:`~hummingbird.norms.TritonGroupNorm` sharing its
+    parameters, in place, taking in the SiLU that follows it (in ``nn.Sequential`` pairs and in the VAE's blocks,
+    whose SiLU becomes an Identity); return the count. State-dict keys stay."""
+    fuse_norm_silu(network)
+    fused = 0
+    for module in list(network.modules()):
+        if (isinstance(module, ResnetBlock2D) and isinstance(module.nonlinearity, nn.SiLU)
+                and module.time_emb_proj is None and module.upsample is None and module.downsample is None):
+            module.norm1 = TritonGroupNorm.sharing(module.norm1, silu=True)
+            module.norm2 = TritonGroupNorm.sharing(module.norm2, silu=True)
+            module.nonlinearity, fused = nn.Identity(), fused + 2  # applied after norm1 and norm2 only
+        elif (isinstance(module, (Encoder, Decoder)) and isinstance(module.conv_act, nn.SiLU)
+              and TritonGroupNorm.fits(module.conv_norm_out)):
+            module.conv_norm_out = TritonGroupNorm.sharing(module.conv_norm_out, silu=True)
+            module.conv_act, fused = nn.Identity(), fused + 1
+    return fused + _replace(network, TritonGroupNorm)
+
+
+def _replace(root: nn.Module, kind: type[TemporalConv2d] | type[Float8Linear] | type[TritonGroupNorm]) -> int:
     """Replace every descendant of ``root`` that ``kind.fits`` by ``kind.sharing(it)``; return the count."""
     replaced = 0
     for parent in list(root.modules()):

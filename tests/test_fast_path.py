@@ -1,5 +1,5 @@
-"""The fast path: reference attention, bf16 and FP8 tolerances, GroupNorm+SiLU fusion, optimize(), regional compile
-and CUDA graphs."""
+"""The fast path: reference attention, bf16 and FP8 tolerances, GroupNorm+SiLU fusion, optimize(), regional compile,
+CUDA graphs, and GroupNorms on Triton kernels (run in Triton's interpreter where there is no GPU)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, UpDecoderBlock2D
 
-from hummingbird import fast, fp8
+from hummingbird import fast, fp8, norms
 from hummingbird.configs import I2V_TINY, T2V_TINY
+from hummingbird.norms import TritonGroupNorm
 from hummingbird.pipelines import T2VPipeline
 from hummingbird.sr import RRDB, RRDBNet, Upscaler
 from hummingbird.unet import (BasicTransformerBlock, GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer,
@@ -340,3 +343,132 @@ def test_cuda_graph_replays_match_eager_calls() -> None:
     with torch.enable_grad():
         unet(**inputs)  # autograd on: an eager call, nothing captured
     assert len(graphed.graphs) == 1
+
+
+# ------------------------------------------------------------------------------------ Triton GroupNorms
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+kernels = pytest.mark.skipif(not norms.triton_available() or not (torch.cuda.is_available() or norms.interpreted()),
+                             reason="needs triton, and a CUDA device or TRITON_INTERPRET=1")
+
+
+def _expected(x: torch.Tensor, groups: int, weight: torch.Tensor, bias: torch.Tensor, silu: bool) -> torch.Tensor:
+    out = F.group_norm(x.double(), groups, weight.double(), bias.double(), 1e-6)
+    return (F.silu(out) if silu else out).to(x.dtype)
+
+
+@kernels
+@pytest.mark.parametrize("layout, shape, silu", [
+    ("contiguous", (2, 64, 48, 40), True),  # two segments per row, the second one partly masked
+    ("contiguous", (1, 64, 2, 40, 60), False),  # one video: 32 rows cut into 5 segments each
+    ("frames outer", (2, 3, 64, 5, 9), True),  # [N, F, C, h, w] seen as [N, C, F, h, w], read without a copy
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kernels_compute_group_norm(layout: str, shape: tuple[int, ...], silu: bool, dtype: torch.dtype) -> None:
+    from hummingbird.norm_kernels import group_norm
+
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(shape, generator=gen) * 3 + 40).to(DEVICE, dtype)  # far from zero: a stable variance is needed
+    x = x.transpose(1, 2) if layout == "frames outer" else x
+    weight, bias = (torch.randn(x.shape[1], generator=gen).to(DEVICE, dtype) for _ in range(2))
+    got = group_norm(x, 32, weight, bias, 1e-6, silu=silu)
+    assert got.is_contiguous() and got.dtype == dtype and got.shape == x.shape
+    torch.testing.assert_close(got, _expected(x, 32, weight, bias, silu))
+
+
+@kernels
+def test_kernels_refuse_channels_that_do_not_split_into_groups() -> None:
+    from hummingbird.norm_kernels import group_norm
+
+    with pytest.raises(ValueError, match="C divisible by 32 groups"):
+        group_norm(torch.zeros(1, 48, 4, device=DEVICE), 32, torch.ones(48), torch.zeros(48), 1e-6)
+
+
+@kernels
+def test_swapped_blocks_run_the_kernels_with_the_same_result(monkeypatch) -> None:
+    """A ResBlock with its temporal convolutions and a temporal transformer (GroupNorm across frames)."""
+    from hummingbird import norm_kernels
+
+    calls: list[bool] = []
+    group_norm = norm_kernels.group_norm
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["silu"])
+        return group_norm(*args, **kwargs)
+
+    monkeypatch.setattr(norm_kernels, "group_norm", counted)
+    unet = _unet(T2V_TINY.unet)
+    res_block = next(m for m in unet.modules() if isinstance(m, ResBlock) and m.use_temporal_conv)
+    transformer = next(m for m in unet.modules() if isinstance(m, TemporalTransformer))
+    frames, channels = 2, res_block.in_layers[0].num_channels
+    x = torch.randn(frames, channels, 8, 8, generator=torch.Generator().manual_seed(2))
+    emb = torch.randn(frames, res_block.emb_layers[1].in_features, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = transformer(res_block(x, emb, frames), frames)
+        fast.use_triton_norms(res_block), fast.use_triton_norms(transformer)
+        got = transformer(res_block(x, emb, frames), frames)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert calls == [True] * 6 + [False]  # in, out and 4 temporal norms with their SiLU; the transformer's without
+
+
+def test_unet_norms_are_swapped_keeping_keys_and_results(monkeypatch) -> None:
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # on the CPU the swapped norms compute as before
+    config = T2V_TINY.unet
+    unet = _unet(config)
+    keys, inputs = list(unet.state_dict()), _inputs(config)
+    norm_count = sum(isinstance(m, torch.nn.GroupNorm) for m in unet.modules())
+    with torch.no_grad():
+        expected = unet(**inputs)
+        assert fast.use_triton_norms(unet) == norm_count
+        got = unet(**inputs)
+    assert fast.use_triton_norms(unet) == 0 and list(unet.state_dict()) == keys
+    swapped = [m for m in unet.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert all(isinstance(m, TritonGroupNorm) for m in swapped)
+    assert sum(m.silu for m in swapped) == fast.fuse_norm_silu(_unet(config))  # every GroupNorm, SiLU pair
+    assert torch.equal(got, expected)
+
+
+def test_vae_norms_take_in_their_silus(monkeypatch) -> None:
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    torch.manual_seed(0)
+    vae = build_vae(T2V_TINY.vae)
+    keys, latents = list(vae.state_dict()), torch.randn(1, 4, 2, 8, 8)
+    with torch.no_grad():
+        expected = decode_latents(vae, latents, 0.18215)
+        fast.use_triton_norms(vae)
+        got = decode_latents(vae, latents, 0.18215)
+    assert list(vae.state_dict()) == keys
+    resnets = [m for m in vae.modules() if isinstance(m, ResnetBlock2D)]
+    assert resnets and all(m.norm1.silu and m.norm2.silu and isinstance(m.nonlinearity, torch.nn.Identity)
+                           for m in resnets)
+    assert vae.decoder.conv_norm_out.silu and isinstance(vae.decoder.conv_act, torch.nn.Identity)
+    assert not vae.decoder.mid_block.attentions[0].group_norm.silu
+    assert all(isinstance(m, TritonGroupNorm) for m in vae.modules() if isinstance(m, torch.nn.GroupNorm))
+    assert torch.equal(got, expected)
+
+
+def test_switch_and_sharing(monkeypatch) -> None:
+    monkeypatch.delenv(norms.TRITON_NORMS_ENV, raising=False)
+    assert not norms.triton_norms_requested()
+    pipe = T2VPipeline.tiny(device="cpu")
+    assert not any(isinstance(m, TritonGroupNorm) for m in pipe.unet.modules())
+    monkeypatch.setenv(norms.TRITON_NORMS_ENV, "on")
+    fast.optimize(pipe, compile=False)
+    assert any(isinstance(m, TritonGroupNorm) for m in pipe.unet.modules())
+    assert any(isinstance(m, TritonGroupNorm) for m in pipe.vae.modules())
+    norm = torch.nn.GroupNorm(4, 8)
+    shared = TritonGroupNorm.sharing(norm)
+    assert shared.weight is norm.weight and shared.bias is norm.bias and not shared.silu
+    with pytest.raises(ValueError, match="only affine GroupNorms"):
+        TritonGroupNorm.sharing(torch.nn.GroupNorm(4, 8, affine=False))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or not norms.triton_available(), reason="needs CUDA and triton")
+def test_cuda_unet_with_triton_norms_matches_cpu_float32() -> None:
+    config = T2V_TINY.unet
+    inputs = _inputs(config)
+    with torch.no_grad():
+        expected = _unet(config)(**inputs)
+        gpu = fast.optimize(torch.nn.Module.to(_unet(config), "cuda", torch.bfloat16), compile=False,
+                            triton_norms=True)
+        got = gpu(**{k: v.cuda() for k, v in inputs.items()}).cpu()
+    assert _relative_l2(expected, got) < BF16_TOLERANCE
