@@ -12,9 +12,9 @@ Weights are random (nothing is downloaded); every shape is the release's. Each c
   compiles it);
 - ``--modes`` adds variants of the fast path, each on its own copy of the weights: ``graphs`` (CUDA graphs),
   ``compiled`` (regional ``torch.compile`` and CUDA graphs), ``channels-last`` (every 2-D convolution NHWC),
-  ``fp8`` (the U-Net's transformer linears in FP8), ``autotune`` (compiled with ``max-autotune``: Triton
-  templates for convolutions and matmuls, minutes of autotuning), and combinations joined by ``+``
-  (``compiled+fp8``).
+  ``fp8`` (the U-Net's transformer linears in FP8), ``triton-norms`` (the U-Net's and VAE's GroupNorms with their
+  SiLUs as Triton kernels), ``autotune`` (compiled with ``max-autotune``: Triton templates for convolutions and
+  matmuls, minutes of autotuning), and combinations joined by ``+`` (``compiled+fp8``).
 
 Per mode: the median of ``--runs`` timed runs after ``--warmup`` untimed ones (CUDA events on GPU, perf_counter on
 CPU), the first call's time (CUDA-graph capture and compilation included), the peak allocated GPU memory, and
@@ -58,6 +58,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "compiled": {"compile": True},
     "channels-last": {"channels_last": True},
     "fp8": {"fp8": True},
+    "triton-norms": {"triton_norms": True},
     "autotune": {"compile": True, "mode": "max-autotune-no-cudagraphs"},
 }
 CHECK_DTYPE = torch.bfloat16  # the GPU fast path's dtype, also checked on CPU

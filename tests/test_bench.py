@@ -59,7 +59,7 @@ def test_tiny_run_writes_report(tmp_path) -> None:
     (["--tiny", "--parts", "t2v09,upscale"], "parts must be"),
     (["--device", "cpu", "--check"], "--check at the release sizes needs a GPU"),
     (["--tiny", "--modes", "fast,turbo"], "modes must be fast or variants of graphs, compiled, channels-last, fp8, "
-                                          "autotune"),
+                                          "triton-norms, autotune"),
     (["--tiny", "--modes", "compiled+turbo"], "joined by +"),
     (["--tiny", "--warmup", "0"], "--warmup must be >= 1"),
 ])
