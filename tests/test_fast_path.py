@@ -4,6 +4,10 @@ CUDA graphs, and GroupNorms on Triton kernels (run in Triton's interpreter where
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -408,6 +412,39 @@ def test_swapped_blocks_run_the_kernels_with_the_same_result(monkeypatch) -> Non
         got = transformer(res_block(x, emb, frames), frames)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     assert calls == [True] * 6 + [False]  # in, out and 4 temporal norms with their SiLU; the transformer's without
+
+
+# Compiles every variant of both kernels for Hopper (sm_90) with Triton's own compiler, down to a cubin: the GPU path
+# the interpreter does not take (types of loop-carried values, what lowers to PTX). Needs no GPU.
+_COMPILE_FOR_HOPPER = """
+import itertools
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource, compile
+from hummingbird import norm_kernels
+
+def types(kernel, dtype):
+    return {name: "constexpr" if param.is_constexpr else "*fp32" if name == "stats_ptr" else f"*{dtype}"
+            if name.endswith("_ptr") else "fp32" if name == "eps" else "i32"
+            for name, param in zip(kernel.arg_names, kernel.params)}
+
+sizes = {"BLOCK": norm_kernels.BLOCK, "MAX_SPLITS": norm_kernels.MAX_SPLITS}
+for dtype, chunked, silu in itertools.product(["bf16", "fp16", "fp32"], [False, True], [False, True]):
+    for kernel, flags in ((norm_kernels._stats_kernel, {"CHUNKED": chunked}),
+                          (norm_kernels._apply_kernel, {"CHUNKED": chunked, "SILU": silu, **sizes})):
+        constants = {name: value for name, value in {**sizes, **flags}.items() if name in kernel.arg_names}
+        compiled = compile(ASTSource(kernel, types(kernel, dtype), constants), target=GPUTarget("cuda", 90, 32),
+                           options={"num_warps": norm_kernels.NUM_WARPS})
+        assert compiled.asm["cubin"], (kernel, dtype, chunked, silu)
+print("compiled")
+"""
+
+
+@pytest.mark.skipif(not norms.triton_available(), reason="needs triton")
+def test_norm_kernels_compile_for_hopper_without_a_gpu() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "-c", _COMPILE_FOR_HOPPER], env={**env, "TRITON_DEFAULT_FP_FUSION": "1"},
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "compiled", proc.stderr[-3000:]
 
 
 def test_unet_norms_are_swapped_keeping_keys_and_results(monkeypatch) -> None:
