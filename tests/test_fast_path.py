@@ -400,17 +400,17 @@ def test_swapped_blocks_run_the_kernels_with_the_same_result(monkeypatch) -> Non
         return group_norm(*args, **kwargs)
 
     monkeypatch.setattr(norm_kernels, "group_norm", counted)
-    unet = _unet(T2V_TINY.unet)
+    unet = _unet(T2V_TINY.unet).to(DEVICE)
     res_block = next(m for m in unet.modules() if isinstance(m, ResBlock) and m.use_temporal_conv)
     transformer = next(m for m in unet.modules() if isinstance(m, TemporalTransformer))
     frames, channels = 2, res_block.in_layers[0].num_channels
-    x = torch.randn(frames, channels, 8, 8, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(frames, channels, 8, 8, generator=torch.Generator().manual_seed(2)).to(DEVICE)
     emb = torch.randn(frames, res_block.emb_layers[1].in_features, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        expected = transformer(res_block(x, emb, frames), frames)
+        expected = transformer(res_block(x, emb.to(DEVICE), frames), frames)
         fast.use_triton_norms(res_block), fast.use_triton_norms(transformer)
-        got = transformer(res_block(x, emb, frames), frames)
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+        got = transformer(res_block(x, emb.to(DEVICE), frames), frames)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
     assert calls == [True] * 6 + [False]  # in, out and 4 temporal norms with their SiLU; the transformer's without
 
 
@@ -440,7 +440,7 @@ print("compiled")
 
 
 @pytest.mark.skipif(not norms.triton_available(), reason="needs triton")
-def test_norm_kernels_compile_for_hopper_without_a_gpu() -> None:
+def test_triton_norm_code_compiles_for_hopper_without_a_gpu() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run([sys.executable, "-c", _COMPILE_FOR_HOPPER], env={**env, "TRITON_DEFAULT_FP_FUSION": "1"},
                           cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
