@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check in one go (about 6 minutes on one H100/H200): golden parity, the CUDA tests, and the full benchmark at
+# GPU check in one go (about 7 minutes on one H100/H200): golden parity, the CUDA tests, and the full benchmark at
 # the release sizes with its parity check, written to OUT_DIR (bench.json/.txt, profiles.tgz, tests.txt).
 #
 #   benchmarks/gpu_check.sh [OUT_DIR]          (default outputs/bench)
@@ -7,7 +7,7 @@
 # STEPS picks the steps, a comma list of golden, tests, bench, compile (default golden,tests,bench).
 # PYTHON picks the interpreter (default .venv/bin/python, else python3); GOLDEN the fixture folder (default
 # ../shared/golden, skipped with a note when absent); MODES the fast-path modes of bench (default
-# fast,triton-norms,fp8) and PARTS its parts (default all).
+# fast,triton-norms,channels-last+triton-norms,fp8) and PARTS its parts (default t2v09,vae,i2v,sr,e2e).
 # The compile step times COMPILE_MODES (default compiled) of COMPILE_PARTS (default t2v09,vae,sr,e2e), in
 # compile.json/.txt: about 6 minutes per mode, most of it compiling. Every step runs under a time limit, even
 # after a failure; the exit status says whether all passed.
@@ -17,8 +17,8 @@ export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 OUT_DIR=${1:-outputs/bench}
 GOLDEN=${GOLDEN:-../shared/golden}
-MODES=${MODES:-fast,triton-norms,fp8}
-PARTS=${PARTS:-all}
+MODES=${MODES:-fast,triton-norms,channels-last+triton-norms,fp8}
+PARTS=${PARTS:-t2v09,vae,i2v,sr,e2e}
 COMPILE_MODES=${COMPILE_MODES:-compiled}
 COMPILE_PARTS=${COMPILE_PARTS:-t2v09,vae,sr,e2e}
 STEPS=,${STEPS:-golden,tests,bench},
@@ -46,7 +46,7 @@ elif [[ $STEPS == *,golden,* ]]; then
 fi
 step tests 120 bash -o pipefail -c "'$PYTHON' -m pytest -q -p no:cacheprovider -k 'cuda or kernels' \
   tests/test_fast_path.py 2>&1 | tee '$OUT_DIR/tests.txt'"
-step bench 400 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --parts '$PARTS' --modes '$MODES' --runs 5 \
+step bench 480 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --parts '$PARTS' --modes '$MODES' --runs 5 \
   --warmup 2 --check --profile '$OUT_DIR/profiles' --json '$OUT_DIR/bench.json' 2>&1 | tee '$OUT_DIR/bench.txt'"
 step compile 540 bash -o pipefail -c "'$PYTHON' -m benchmarks.bench --parts '$COMPILE_PARTS' \
   --modes '$COMPILE_MODES' --runs 3 --warmup 2 --json '$OUT_DIR/compile.json' 2>&1 | tee '$OUT_DIR/compile.txt'"

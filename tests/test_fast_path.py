@@ -365,6 +365,8 @@ def _expected(x: torch.Tensor, groups: int, weight: torch.Tensor, bias: torch.Te
     ("contiguous", (2, 64, 48, 40), True),  # two segments per row, the second one partly masked
     ("contiguous", (1, 64, 2, 40, 60), False),  # one video: 32 rows cut into 5 segments each
     ("frames outer", (2, 3, 64, 5, 9), True),  # [N, F, C, h, w] seen as [N, C, F, h, w], read without a copy
+    ("channels last", (2, 320, 6, 5), True),  # 10 channels a group, padded to 16 in a tile of 4 positions
+    ("channels last", (1, 128, 3, 8, 9), False),  # NDHWC video: 14 segments, the last one partly masked
 ])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_kernels_compute_group_norm(layout: str, shape: tuple[int, ...], silu: bool, dtype: torch.dtype) -> None:
@@ -373,9 +375,12 @@ def test_kernels_compute_group_norm(layout: str, shape: tuple[int, ...], silu: b
     gen = torch.Generator().manual_seed(0)
     x = (torch.randn(shape, generator=gen) * 3 + 40).to(DEVICE, dtype)  # far from zero: a stable variance is needed
     x = x.transpose(1, 2) if layout == "frames outer" else x
+    memory = {4: torch.channels_last, 5: torch.channels_last_3d}[x.dim()] if layout == "channels last" else None
+    x = x.contiguous(memory_format=memory) if memory else x
     weight, bias = (torch.randn(x.shape[1], generator=gen).to(DEVICE, dtype) for _ in range(2))
     got = group_norm(x, 32, weight, bias, 1e-6, silu=silu)
-    assert got.is_contiguous() and got.dtype == dtype and got.shape == x.shape
+    assert got.is_contiguous(memory_format=memory or torch.contiguous_format)  # channels last stays so
+    assert got.dtype == dtype and got.shape == x.shape
     torch.testing.assert_close(got, _expected(x, 32, weight, bias, silu))
 
 
@@ -388,7 +393,8 @@ def test_kernels_refuse_channels_that_do_not_split_into_groups() -> None:
 
 
 @kernels
-def test_swapped_blocks_run_the_kernels_with_the_same_result(monkeypatch) -> None:
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_swapped_blocks_run_the_kernels_with_the_same_result(channels_last: bool, monkeypatch) -> None:
     """A ResBlock with its temporal convolutions and a temporal transformer (GroupNorm across frames)."""
     from hummingbird import norm_kernels
 
@@ -409,12 +415,15 @@ def test_swapped_blocks_run_the_kernels_with_the_same_result(monkeypatch) -> Non
     with torch.no_grad():
         expected = transformer(res_block(x, emb.to(DEVICE), frames), frames)
         fast.use_triton_norms(res_block), fast.use_triton_norms(transformer)
+        if channels_last:  # NHWC activations reach every norm, and leave them, without a copy
+            fast.to_channels_last(res_block), fast.to_channels_last(transformer)
+            x = x.contiguous(memory_format=torch.channels_last)
         got = transformer(res_block(x, emb.to(DEVICE), frames), frames)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
     assert calls == [True] * 6 + [False]  # in, out and 4 temporal norms with their SiLU; the transformer's without
 
 
-# Compiles every variant of both kernels for Hopper (sm_90) with Triton's own compiler, down to a cubin: the GPU path
+# Compiles every variant of the kernels for Hopper (sm_90) with Triton's own compiler, down to a cubin: the GPU path
 # the interpreter does not take (types of loop-carried values, what lowers to PTX). Needs no GPU.
 _COMPILE_FOR_HOPPER = """
 import itertools
@@ -423,18 +432,26 @@ from triton.compiler import ASTSource, compile
 from hummingbird import norm_kernels
 
 def types(kernel, dtype):
-    return {name: "constexpr" if param.is_constexpr else "*fp32" if name == "stats_ptr" else f"*{dtype}"
-            if name.endswith("_ptr") else "fp32" if name == "eps" else "i32"
+    return {name: "constexpr" if param.is_constexpr else "*fp32" if name in ("stats_ptr", "moments_ptr")
+            else f"*{dtype}" if name.endswith("_ptr") else "fp32" if name == "eps" else "i32"
             for name, param in zip(kernel.arg_names, kernel.params)}
+
+def build(kernel, dtype, constants):
+    constants = {name: value for name, value in constants.items() if name in kernel.arg_names}
+    compiled = compile(ASTSource(kernel, types(kernel, dtype), constants), target=GPUTarget("cuda", 90, 32),
+                       options={"num_warps": norm_kernels.NUM_WARPS})
+    assert compiled.asm["cubin"], (kernel, dtype, constants)
 
 sizes = {"BLOCK": norm_kernels.BLOCK, "MAX_SPLITS": norm_kernels.MAX_SPLITS}
 for dtype, chunked, silu in itertools.product(["bf16", "fp16", "fp32"], [False, True], [False, True]):
-    for kernel, flags in ((norm_kernels._stats_kernel, {"CHUNKED": chunked}),
-                          (norm_kernels._apply_kernel, {"CHUNKED": chunked, "SILU": silu, **sizes})):
-        constants = {name: value for name, value in {**sizes, **flags}.items() if name in kernel.arg_names}
-        compiled = compile(ASTSource(kernel, types(kernel, dtype), constants), target=GPUTarget("cuda", 90, 32),
-                           options={"num_warps": norm_kernels.NUM_WARPS})
-        assert compiled.asm["cubin"], (kernel, dtype, chunked, silu)
+    for kernel in (norm_kernels._stats_kernel, norm_kernels._apply_kernel):
+        build(kernel, dtype, {**sizes, "CHUNKED": chunked, "SILU": silu})
+    for cpg, group_pad in ((4, 4), (10, 16), (40, 64)):  # channels last, 32 groups of 4, 10 and 40 channels
+        tile = {"CPG": cpg, "GROUPS": 32, "GROUP_PAD": group_pad, "BLOCK_P": max(1, 2048 // (32 * group_pad)),
+                "SILU": silu}
+        for kernel in (norm_kernels._cl_stats_kernel, norm_kernels._cl_apply_kernel):
+            build(kernel, dtype, tile)
+    build(norm_kernels._cl_merge_kernel, dtype, {"CPG": 10, "GROUPS": 32, "SEGMENT_PAD": 64})
 print("compiled")
 """
 
