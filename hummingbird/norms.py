@@ -38,8 +38,9 @@ def interpreted() -> bool:
 
 def runs_kernel(x: Tensor) -> bool:
     """Whether :class:`TritonGroupNorm` computes ``x`` with the Triton kernels."""
-    return ((x.is_cuda or interpreted()) and x.dtype in _FLOATS and not torch.compiler.is_compiling()
-            and not (torch.is_grad_enabled() and x.requires_grad)
+    if torch.compiler.is_compiling():  # first, so that compiled code never looks further: inductor fuses norms
+        return False
+    return ((x.is_cuda or interpreted()) and x.dtype in _FLOATS and not (torch.is_grad_enabled() and x.requires_grad)
             and not torch.is_autocast_enabled(x.device.type) and triton_available())
 
 

@@ -516,6 +516,15 @@ def test_switch_and_sharing(monkeypatch) -> None:
         TritonGroupNorm.sharing(torch.nn.GroupNorm(4, 8, affine=False))
 
 
+def test_triton_norms_compile_in_one_graph() -> None:
+    """Inside torch.compile the norms are plain PyTorch (no graph break): inductor fuses them itself."""
+    norm = TritonGroupNorm.sharing(torch.nn.GroupNorm(4, 8), silu=True).eval()
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(norm, fullgraph=True)(x), F.silu(F.group_norm(x, 4, norm.weight,
+                                                                                                norm.bias)))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available() or not norms.triton_available(), reason="needs CUDA and triton")
 def test_cuda_unet_with_triton_norms_matches_cpu_float32() -> None:
     config = T2V_TINY.unet
