@@ -406,6 +406,7 @@ def test_swapped_blocks_run_the_kernels_with_the_same_result(channels_last: bool
         return group_norm(*args, **kwargs)
 
     monkeypatch.setattr(norm_kernels, "group_norm", counted)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # NHWC convolutions pick other algorithms
     unet = _unet(T2V_TINY.unet).to(DEVICE)
     res_block = next(m for m in unet.modules() if isinstance(m, ResBlock) and m.use_temporal_conv)
     transformer = next(m for m in unet.modules() if isinstance(m, TemporalTransformer))
