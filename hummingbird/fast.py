@@ -46,7 +46,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from hummingbird.fp8 import FP8_ENV, Float8Linear, fp8_requested, fp8_supported
-from hummingbird.norms import TRITON_NORMS_ENV, TritonGroupNorm, triton_available, triton_norms_requested
+from hummingbird.norms import TritonGroupNorm, triton_available, triton_norms_requested
 from hummingbird.sr import RRDB, RRDBNet, SRVGGNetCompact
 from hummingbird.unet import (BasicTransformerBlock, GroupNormSiLU, HummingbirdUNet, ResBlock, SpatialTransformer,
                               TemporalConv2d, TemporalTransformer)
@@ -99,8 +99,8 @@ def optimize(target: Target, compile: bool | None = None, mode: str | None = Non
                 _fp8_if_possible(network, device, asked_explicitly=bool(fp8))
         if triton_norms and isinstance(network, (HummingbirdUNet, AutoencoderKL)):
             if device.type == "cuda" and not triton_available():
-                warnings.warn(f"{TRITON_NORMS_ENV}: the triton package is not installed, GroupNorms stay on "
-                              "PyTorch's kernels", RuntimeWarning, stacklevel=2)
+                warnings.warn("Triton GroupNorms were asked for, but the triton package is not installed: the "
+                              "GroupNorms stay on PyTorch's kernels", RuntimeWarning, stacklevel=2)
             use_triton_norms(network)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True

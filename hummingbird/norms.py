@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,7 @@ def runs_kernel(x: Tensor) -> bool:
 class TritonGroupNorm(nn.GroupNorm):
     """An affine GroupNorm, optionally followed by SiLU, on Triton kernels where :func:`runs_kernel` says so."""
 
-    def __init__(self, *args, silu: bool = False, fp32_stats: bool = False, **kwargs) -> None:
+    def __init__(self, *args: Any, silu: bool = False, fp32_stats: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.silu = silu
         self.fp32_stats = fp32_stats  # elsewhere, compute as GroupNorm32 (else as nn.GroupNorm)
