@@ -20,6 +20,7 @@ The activations are read twice and written once. Imported only when a kernel run
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -220,9 +221,10 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor, bias: Tensor, eps: fl
         return torch.empty_like(x)
     channels_last = (x.dim() >= 3 and not x.is_contiguous() and x.movedim(1, -1).is_contiguous()
                      and num_groups & (num_groups - 1) == 0)  # the group count is a tile dimension
-    if channels_last:
-        return _channels_last(x, num_groups, weight, bias, eps, silu)
-    return _rows(x, num_groups, weight, bias, eps, silu)
+    with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():  # Triton launches on the current one
+        if channels_last:
+            return _channels_last(x, num_groups, weight, bias, eps, silu)
+        return _rows(x, num_groups, weight, bias, eps, silu)
 
 
 def _channels_last(x: Tensor, num_groups: int, weight: Tensor, bias: Tensor, eps: float, silu: bool) -> Tensor:
