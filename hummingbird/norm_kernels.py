@@ -28,6 +28,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from hummingbird.norms import KERNEL_DTYPES, fits_int32
+
 BLOCK = 2048  # values per load: 8 per thread of 8 warps
 MAX_SPLITS = 256  # segments per row at most (a power of two: the apply kernel loads them as one vector)
 TARGET_PROGRAMS = 1024  # enough programs for every multiprocessor of a large GPU, several times over
@@ -217,6 +219,14 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor, bias: Tensor, eps: fl
     if x.dim() < 2 or x.shape[1] % num_groups:
         raise ValueError(f"expected an [N, C, ...] tensor with C divisible by {num_groups} groups, got shape "
                          f"{tuple(x.shape)}")
+    if x.dtype not in KERNEL_DTYPES or not fits_int32(x):
+        raise ValueError(f"expected float16, bfloat16 or float32 values, under 2**31 per sample; got {x.dtype}, "
+                         f"shape {tuple(x.shape)}")
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value.shape != (x.shape[1],) or value.device != x.device:
+            raise ValueError(f"{name} must hold {x.shape[1]} values on {x.device}, got shape {tuple(value.shape)} "
+                             f"on {value.device}")
+    weight, bias = weight.contiguous(), bias.contiguous()
     if x.numel() == 0:
         return torch.empty_like(x)
     channels_last = (x.dim() >= 3 and not x.is_contiguous() and x.movedim(1, -1).is_contiguous()

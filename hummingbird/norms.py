@@ -9,6 +9,7 @@ the module it replaced computed.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from typing import Any
 
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 from hummingbird.unet import GroupNorm32, GroupNormSiLU, group_norm_fp32_stats
 
 TRITON_NORMS_ENV = "HUMMINGBIRD_TRITON_NORMS"
-_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def triton_norms_requested() -> bool:
@@ -37,11 +38,17 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def fits_int32(x: Tensor) -> bool:
+    """Whether one sample of ``x`` has fewer than 2**31 values (the kernels index a sample in 32 bits)."""
+    return math.prod(x.shape[1:]) < 2**31
+
+
 def runs_kernel(x: Tensor) -> bool:
     """Whether :class:`TritonGroupNorm` computes ``x`` with the Triton kernels."""
     if torch.compiler.is_compiling():  # first, so that compiled code never looks further: inductor fuses norms
         return False
-    return ((x.is_cuda or interpreted()) and x.dtype in _FLOATS and not (torch.is_grad_enabled() and x.requires_grad)
+    return ((x.is_cuda or interpreted()) and x.dtype in KERNEL_DTYPES and fits_int32(x)
+            and not (torch.is_grad_enabled() and x.requires_grad)
             and not torch.is_autocast_enabled(x.device.type) and triton_available())
 
 

@@ -385,11 +385,22 @@ def test_kernels_compute_group_norm(layout: str, shape: tuple[int, ...], silu: b
 
 
 @kernels
-def test_kernels_refuse_channels_that_do_not_split_into_groups() -> None:
+def test_kernels_refuse_bad_input_and_the_module_falls_back_for_huge_samples() -> None:
     from hummingbird.norm_kernels import group_norm
 
+    ones, zeros = torch.ones(48, device=DEVICE), torch.zeros(48, device=DEVICE)
     with pytest.raises(ValueError, match="C divisible by 32 groups"):
-        group_norm(torch.zeros(1, 48, 4, device=DEVICE), 32, torch.ones(48), torch.zeros(48), 1e-6)
+        group_norm(torch.zeros(1, 48, 4, device=DEVICE), 32, ones, zeros, 1e-6)
+    with pytest.raises(ValueError, match="float16, bfloat16 or float32"):
+        group_norm(torch.zeros(1, 32, 4, dtype=torch.int32, device=DEVICE), 32, ones[:32], zeros[:32], 1e-6)
+    with pytest.raises(ValueError, match="weight must hold 32 values"):
+        group_norm(torch.zeros(1, 32, 4, device=DEVICE), 32, ones, zeros[:32], 1e-6)
+    huge = torch.empty(1, 32, 2**26, device="meta")  # 2**31 values in one sample: beyond 32-bit indexing
+    with pytest.raises(ValueError, match="under 2\\*\\*31 per sample"):
+        group_norm(huge, 32, ones[:32].to("meta"), zeros[:32].to("meta"), 1e-6)
+    norm = TritonGroupNorm.sharing(torch.nn.GroupNorm(32, 32, device="meta"), silu=True)
+    with torch.no_grad():
+        assert not norms.runs_kernel(huge) and norm(huge).shape == huge.shape  # PyTorch's GroupNorm instead
 
 
 @kernels
